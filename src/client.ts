@@ -1,0 +1,138 @@
+/**
+ * Typed, promise-based clients for other Node services (and our tests):
+ *
+ *   const cs = connect('localhost:50051');
+ *   const { tokens } = await cs.auth.login({ email, password });
+ *   const me = await cs.withToken(tokens!.accessToken).users.getUser({ lookup: { $case: 'email', value: email } });
+ *
+ * Every call has a deadline (default 5 s). Errors are grpc-js ServiceErrors; `fieldViolations(err)`
+ * decodes the google.rpc.BadRequest details of an INVALID_ARGUMENT.
+ */
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  Client,
+  credentials as grpcCredentials,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { AuthServiceService } from './gen/connectsphere/auth/v1/auth.js';
+import { UserServiceService } from './gen/connectsphere/user/v1/user.js';
+import { BadRequest } from './gen/google/rpc/error_details.js';
+import { Status } from './gen/google/rpc/status.js';
+
+export { status as Code } from '@grpc/grpc-js';
+export type { ServiceError };
+
+interface UnaryMethod<Req, Res> {
+  path: string;
+  requestSerialize: (value: Req) => Buffer;
+  responseDeserialize: (value: Buffer) => Res;
+}
+
+export interface CallOpts {
+  /** Overrides the client's default deadline for this call. */
+  deadlineMs?: number;
+  /** Overrides the client's bearer token for this call. */
+  token?: string;
+  metadata?: Metadata;
+}
+
+/** One async function per RPC of a generated service definition. */
+export type PromiseClient<S> = {
+  [K in keyof S]: S[K] extends UnaryMethod<infer Req, infer Res>
+    ? (request: Req, opts?: CallOpts) => Promise<Res>
+    : never;
+};
+
+export interface ClientDefaults {
+  deadlineMs: number;
+  token?: string;
+}
+
+export function promiseClient<S extends Record<string, UnaryMethod<never, unknown>>>(
+  definition: S,
+  channel: Client,
+  defaults: ClientDefaults,
+): PromiseClient<S> {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    out[name] = (request: unknown, opts: CallOpts = {}) =>
+      new Promise((resolve, reject) => {
+        const metadata = opts.metadata?.clone() ?? new Metadata();
+        const token = opts.token ?? defaults.token;
+        if (token && !metadata.get('authorization').length) metadata.set('authorization', `Bearer ${token}`);
+        const options: CallOptions = { deadline: Date.now() + (opts.deadlineMs ?? defaults.deadlineMs) };
+        channel.makeUnaryRequest(
+          method.path,
+          method.requestSerialize as (value: unknown) => Buffer,
+          method.responseDeserialize,
+          request,
+          metadata,
+          options,
+          (err, response) => (err ? reject(err) : resolve(response)),
+        );
+      });
+  }
+  return out as PromiseClient<S>;
+}
+
+export interface ConnectOptions {
+  /** Default deadline of every call, ms (default 5000). */
+  deadlineMs?: number;
+  /** Bearer token sent with every call. */
+  token?: string;
+  /** Default: insecure (plaintext), as for a service on a private network or behind a TLS proxy. */
+  credentials?: ChannelCredentials;
+  channelOptions?: ChannelOptions;
+}
+
+export interface ConnectSphereClient {
+  auth: PromiseClient<typeof AuthServiceService>;
+  users: PromiseClient<typeof UserServiceService>;
+  /** The same connection, sending `authorization: Bearer <token>` with every call. */
+  withToken(token: string): ConnectSphereClient;
+  /** Resolves when the channel is connected (or rejects after `deadlineMs`). */
+  waitForReady(deadlineMs?: number): Promise<void>;
+  close(): void;
+}
+
+function build(channel: Client, defaults: ClientDefaults): ConnectSphereClient {
+  return {
+    auth: promiseClient(AuthServiceService, channel, defaults),
+    users: promiseClient(UserServiceService, channel, defaults),
+    withToken: (token) => build(channel, { ...defaults, token }),
+    waitForReady: (deadlineMs = defaults.deadlineMs) =>
+      new Promise((resolve, reject) =>
+        channel.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(err) : resolve())),
+      ),
+    close: () => channel.close(),
+  };
+}
+
+export function connect(address: string, options: ConnectOptions = {}): ConnectSphereClient {
+  const channel = new Client(
+    address,
+    options.credentials ?? grpcCredentials.createInsecure(),
+    options.channelOptions,
+  );
+  return build(channel, { deadlineMs: options.deadlineMs ?? 5000, token: options.token });
+}
+
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** The field violations of an INVALID_ARGUMENT error (google.rpc.BadRequest in grpc-status-details-bin). */
+export function fieldViolations(err: unknown): FieldViolation[] {
+  const metadata = (err as Partial<ServiceError>)?.metadata;
+  const raw = metadata?.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return [];
+  const status = Status.decode(raw);
+  return status.details
+    .filter((any) => any.typeUrl === 'type.googleapis.com/google.rpc.BadRequest')
+    .flatMap((any) => BadRequest.decode(any.value).fieldViolations)
+    .map(({ field, description }) => ({ field, description }));
+}

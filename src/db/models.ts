@@ -1,0 +1,80 @@
+/**
+ * The schema, as Sequelize models. They define the tables and indexes that `sync()` creates at
+ * server start; repositories query them with explicit SQL for speed and clarity.
+ */
+import { DataTypes, type Sequelize } from 'sequelize';
+
+export function defineModels(sequelize: Sequelize): void {
+  const User = sequelize.define(
+    'User',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      // Stored normalised (trimmed, lower-case): the unique index below is the only duplicate check.
+      email: { type: DataTypes.TEXT, allowNull: false },
+      passwordHash: { type: DataTypes.TEXT, allowNull: false },
+      displayName: { type: DataTypes.TEXT, allowNull: false },
+      roles: { type: DataTypes.ARRAY(DataTypes.TEXT), allowNull: false, defaultValue: ['user'] },
+      createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      updatedAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      deletedAt: { type: DataTypes.DATE, allowNull: true },
+    },
+    {
+      tableName: 'users',
+      underscored: true,
+      timestamps: true,
+      paranoid: true,
+      indexes: [
+        // One active account per address; a soft-deleted one frees it for registration again.
+        { name: 'users_email_active_key', unique: true, fields: ['email'], where: { deleted_at: null } },
+      ],
+    },
+  );
+
+  const Session = sequelize.define(
+    'Session',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true },
+      userId: {
+        type: DataTypes.UUID,
+        allowNull: false,
+        references: { model: 'users', key: 'id' },
+        onDelete: 'CASCADE',
+      },
+      createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      revokedAt: { type: DataTypes.DATE, allowNull: true },
+      revokeReason: { type: DataTypes.TEXT, allowNull: true },
+    },
+    {
+      tableName: 'sessions',
+      underscored: true,
+      timestamps: false,
+      indexes: [{ name: 'sessions_user_live_idx', fields: ['user_id'], where: { revoked_at: null } }],
+    },
+  );
+
+  const RefreshToken = sequelize.define(
+    'RefreshToken',
+    {
+      // SHA-256 of the token, hex: the token itself is never stored.
+      tokenHash: { type: DataTypes.TEXT, primaryKey: true },
+      sessionId: {
+        type: DataTypes.UUID,
+        allowNull: false,
+        references: { model: 'sessions', key: 'id' },
+        onDelete: 'CASCADE',
+      },
+      createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      expiresAt: { type: DataTypes.DATE, allowNull: false },
+      usedAt: { type: DataTypes.DATE, allowNull: true },
+    },
+    {
+      tableName: 'refresh_tokens',
+      underscored: true,
+      timestamps: false,
+      indexes: [{ name: 'refresh_tokens_session_idx', fields: ['session_id'] }],
+    },
+  );
+
+  User.hasMany(Session, { foreignKey: 'userId' });
+  Session.hasMany(RefreshToken, { foreignKey: 'sessionId' });
+}
