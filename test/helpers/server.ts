@@ -1,0 +1,105 @@
+/**
+ * The real server, started in the test process on an ephemeral port against a fresh database,
+ * with its logs captured, and typed clients built from the generated service definitions.
+ */
+import { Writable } from 'node:stream';
+import { expect } from 'chai';
+import pg from 'pg';
+import { type App, startApp } from '../../src/app.js';
+import { type ConnectSphereClient, connect, type ServiceError } from '../../src/client.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+
+export interface TestServer {
+  app: App;
+  port: number;
+  address: string;
+  client: ConnectSphereClient;
+  db: TestDatabase;
+  /** Every log line written so far. */
+  logs: string[];
+  /** Runs SQL on the server's database (for assertions on stored rows). */
+  sql<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]>;
+  /** Stops the server; keeps the database when `keepDatabase` (for a restart on it). */
+  stop(options?: { keepDatabase?: boolean }): Promise<void>;
+}
+
+export const TEST_ENV = {
+  NODE_ENV: 'test',
+  GRPC_HOST: '127.0.0.1',
+  GRPC_PORT: '0',
+  BCRYPT_ROUNDS: '4',
+  LOG_LEVEL: 'info',
+  SHUTDOWN_GRACE_MS: '2000',
+};
+
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { database?: TestDatabase } = {},
+): Promise<TestServer> {
+  const db = options.database ?? (await createTestDatabase());
+  const config = loadConfig({ ...TEST_ENV, DATABASE_URL: db.url, ...env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const app = await startApp(config, createLogger(config.logLevel, sink));
+  const address = `127.0.0.1:${app.port}`;
+  const client = connect(address, { deadlineMs: 10_000 });
+  let stopped = false;
+  return {
+    app,
+    port: app.port,
+    address,
+    client,
+    db,
+    logs,
+    async sql(text, values) {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        return (await c.query(text, values)).rows;
+      } finally {
+        await c.end();
+      }
+    },
+    async stop({ keepDatabase = false } = {}) {
+      if (stopped) return;
+      stopped = true;
+      client.close();
+      await app.stop();
+      if (!keepDatabase) await db.drop();
+    },
+  };
+}
+
+/** Awaits a call that must fail with `code` (and a message matching `message`); returns the error. */
+export async function expectCode(
+  call: Promise<unknown>,
+  code: number,
+  message?: RegExp,
+): Promise<ServiceError> {
+  let error: ServiceError | undefined;
+  try {
+    await call;
+  } catch (err) {
+    error = err as ServiceError;
+  }
+  expect(error, `expected gRPC status ${code}, got a response`).to.not.equal(undefined);
+  const e = error as ServiceError;
+  expect(e.code, `status code (message: ${e.details})`).to.equal(code);
+  if (message) expect(e.details).to.match(message);
+  return e;
+}
+
+let counter = 0;
+/** A unique, valid registration. */
+export function newAccount(prefix = 'user') {
+  counter++;
+  const tag = `${prefix}${counter}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  return { email: `${tag}@example.com`, password: `correct horse ${tag}`, displayName: `User ${tag}` };
+}
