@@ -68,6 +68,28 @@ async function runAsUser(): Promise<RunAs> {
   }
 }
 
+/**
+ * The postgres user must be able to traverse every directory above its binaries and its data
+ * (a checkout under a 0700 directory, such as `mktemp -d`, is not). Adds only the "search" bit for
+ * others (o+x: enter, not list) where it is missing, and says so.
+ */
+function ensureTraversable(dir: string, runAs: RunAs, logger: Logger): void {
+  const changed: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const st = fs.statSync(d);
+    const ok =
+      (st.uid === runAs.uid && st.mode & 0o100) || (st.gid === runAs.gid && st.mode & 0o010) || st.mode & 0o001;
+    if (!ok) {
+      fs.chmodSync(d, st.mode | 0o001);
+      changed.push(d);
+    }
+    if (d === path.dirname(d)) break;
+  }
+  if (changed.length) {
+    logger.warn({ directories: changed }, 'running as root: let the postgres user traverse (o+x) these directories');
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -177,8 +199,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 
   fs.mkdirSync(dataDir, { recursive: true });
   if (runAs.uid !== undefined) {
-    // the postgres user must be able to reach its directory (mkdtemp makes 0700 parents)
-    fs.chmodSync(dataDir, fs.statSync(dataDir).mode | 0o711);
+    ensureTraversable(dataDir, runAs, logger);
+    ensureTraversable(path.dirname(bin.postgres), runAs, logger);
   }
   if (!fs.existsSync(path.join(pgData, 'PG_VERSION'))) {
     fs.rmSync(pgData, { recursive: true, force: true }); // a half-finished initdb
