@@ -19,6 +19,7 @@ import { createUserStore } from './db/user.store.js';
 import { adaptService } from './grpc/adapter.js';
 import type { Logger } from './logger.js';
 import { createAuthenticator } from './security/authenticator.js';
+import { createPageTokenCodec } from './security/page-tokens.js';
 import { createPasswordHasher } from './security/passwords.js';
 import { createTokenService } from './security/tokens.js';
 import { type GrpcServer, startGrpcServer } from './server.js';
@@ -73,8 +74,14 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       publicMethods: new Set(AUTH_PUBLIC_METHODS),
       logger,
     };
-    const auth = createAuthService({ users, sessions, hasher, tokens });
-    const user = createUserService({ users });
+    const auth = createAuthService({
+      users,
+      sessions,
+      hasher,
+      tokens,
+      refreshReuseGraceS: config.auth.refreshReuseGraceS,
+    });
+    const user = createUserService({ users, pageTokens: createPageTokenCodec(config.auth.secretKey) });
 
     const server = await startGrpcServer({
       host: config.grpc.host,

@@ -200,6 +200,12 @@ const schema = {
     default: 14,
     env: 'REFRESH_TOKEN_EXPIRE_DAYS',
   },
+  REFRESH_REUSE_GRACE_SECONDS: {
+    doc: 'A refresh token presented again this soon after its rotation gets a new pair instead of ending the session (0: strict)',
+    format: int(0, 300),
+    default: 0,
+    env: 'REFRESH_REUSE_GRACE_SECONDS',
+  },
   BCRYPT_ROUNDS: { doc: 'bcrypt cost', format: int(4, 15), default: 12, env: 'BCRYPT_ROUNDS' },
   HASH_CONCURRENCY: {
     doc: 'bcrypt operations run at once on the libuv pool (0: one per CPU core)',
@@ -252,6 +258,7 @@ export interface AppConfig {
     audience: string;
     accessTokenTtlS: number;
     refreshTokenTtlS: number;
+    refreshReuseGraceS: number;
     bcryptRounds: number;
     hashConcurrency: number;
     hashQueueMax: number;
@@ -331,6 +338,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       audience: str('JWT_AUDIENCE'),
       accessTokenTtlS: num('ACCESS_TOKEN_EXPIRE_MINUTES') * 60,
       refreshTokenTtlS: num('REFRESH_TOKEN_EXPIRE_DAYS') * 86_400,
+      refreshReuseGraceS: num('REFRESH_REUSE_GRACE_SECONDS'),
       bcryptRounds: num('BCRYPT_ROUNDS'),
       hashConcurrency: num('HASH_CONCURRENCY'),
       hashQueueMax: num('HASH_QUEUE_MAX'),

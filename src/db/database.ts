@@ -16,7 +16,7 @@ import {
 import type { AppConfig } from '../config.js';
 import { AppError, resourceExhausted, unavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { defineModels } from './models.js';
+import { defineModels, EXTRA_INDEXES_SQL } from './models.js';
 
 export interface QueryOptions {
   transaction?: Transaction;
@@ -134,7 +134,11 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
         return (result as { rowCount?: number }).rowCount ?? 0;
       }),
     transaction: <T>(work: (t: Transaction) => Promise<T>) => run(() => sequelize.transaction(work)),
-    sync: () => run(async () => void (await sequelize.sync())),
+    sync: () =>
+      run(async () => {
+        await sequelize.sync();
+        for (const sql of EXTRA_INDEXES_SQL) await sequelize.query(sql);
+      }),
     ping: () =>
       run(async () => void (await sequelize.query('SELECT 1', { type: QueryTypes.SELECT, raw: true }))),
     poolStats: () => {

@@ -78,7 +78,9 @@ function ensureTraversable(dir: string, runAs: RunAs, logger: Logger): void {
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     const st = fs.statSync(d);
     const ok =
-      (st.uid === runAs.uid && st.mode & 0o100) || (st.gid === runAs.gid && st.mode & 0o010) || st.mode & 0o001;
+      (st.uid === runAs.uid && st.mode & 0o100) ||
+      (st.gid === runAs.gid && st.mode & 0o010) ||
+      st.mode & 0o001;
     if (!ok) {
       fs.chmodSync(d, st.mode | 0o001);
       changed.push(d);
@@ -86,7 +88,10 @@ function ensureTraversable(dir: string, runAs: RunAs, logger: Logger): void {
     if (d === path.dirname(d)) break;
   }
   if (changed.length) {
-    logger.warn({ directories: changed }, 'running as root: let the postgres user traverse (o+x) these directories');
+    logger.warn(
+      { directories: changed },
+      'running as root: let the postgres user traverse (o+x) these directories',
+    );
   }
 }
 
@@ -109,6 +114,43 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+const OWNER_FILE = 'server.pid';
+
+/** The pid of the live server process that owns this data directory, if any (not us). */
+function liveOwner(dataDir: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, OWNER_FILE), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Port of the postmaster running on `pgData`, if one is alive. */
+function runningPostmasterPort(pgData: string): number | null {
+  try {
+    const lines = fs.readFileSync(path.join(pgData, 'postmaster.pid'), 'utf8').split('\n');
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    return isAlive(pid) && Number.isInteger(port) && port > 0 ? port : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * For operator commands while the server runs: the URL of the embedded database a live server
+ * started on `dataDir`, or null when no server owns it.
+ */
+export function attachEmbeddedPostgres(dataDir: string): string | null {
+  const dir = path.resolve(dataDir);
+  if (!liveOwner(dir)) return null;
+  const port = runningPostmasterPort(path.join(dir, 'pg'));
+  if (!port) return null;
+  const password = fs.readFileSync(path.join(dir, 'pg-password'), 'utf8').trim();
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`;
 }
 
 /** A postmaster left running by a server that was killed (SIGKILL) still holds the data directory. */
@@ -198,6 +240,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const passwordFile = path.join(dataDir, 'pg-password');
 
   fs.mkdirSync(dataDir, { recursive: true });
+  const owner = liveOwner(dataDir);
+  if (owner) {
+    throw new Error(
+      `DATA_DIR ${dataDir} is in use by another server (pid ${owner}); stop it, or give this one its own DATA_DIR`,
+    );
+  }
+  fs.writeFileSync(path.join(dataDir, OWNER_FILE), String(process.pid));
   if (runAs.uid !== undefined) {
     ensureTraversable(dataDir, runAs, logger);
     ensureTraversable(path.dirname(bin.postgres), runAs, logger);
@@ -246,7 +295,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     }
   });
   // Last resort if the process exits without stop(): fast shutdown, never an orphan.
-  const onExit = () => child.kill('SIGINT');
+  const ownerFile = path.join(dataDir, OWNER_FILE);
+  const onExit = () => {
+    child.kill('SIGINT');
+    fs.rmSync(ownerFile, { force: true });
+  };
   process.once('exit', onExit);
 
   const url = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`;
@@ -256,6 +309,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   } catch (err) {
     child.kill('SIGKILL');
     process.removeListener('exit', onExit);
+    fs.rmSync(ownerFile, { force: true });
     throw err;
   }
   logger.info({ port, dataDir, pid: child.pid }, 'embedded PostgreSQL ready');
@@ -268,10 +322,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         process.removeListener('exit', onExit);
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) {
+          fs.rmSync(ownerFile, { force: true });
+          return resolve();
+        }
         const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
         child.once('exit', () => {
           clearTimeout(kill);
+          fs.rmSync(ownerFile, { force: true });
           resolve();
         });
         child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit
@@ -283,5 +341,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 
 /** A throw-away directory for a test database. */
 export function tempDataDir(prefix = 'cs-pg-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o711); // reachable by the postgres user when we run as root
+  return dir;
 }

@@ -26,6 +26,8 @@ export function defineModels(sequelize: Sequelize): void {
       indexes: [
         // One active account per address; a soft-deleted one frees it for registration again.
         { name: 'users_email_active_key', unique: true, fields: ['email'], where: { deleted_at: null } },
+        // ListUsers' keyset order
+        { name: 'users_created_id_idx', fields: ['created_at', 'id'], where: { deleted_at: null } },
       ],
     },
   );
@@ -66,15 +68,31 @@ export function defineModels(sequelize: Sequelize): void {
       createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
       expiresAt: { type: DataTypes.DATE, allowNull: false },
       usedAt: { type: DataTypes.DATE, allowNull: true },
+      // The token this one replaced (null for a session's first): finds the successor of a token
+      // presented again within REFRESH_REUSE_GRACE_SECONDS.
+      parentHash: { type: DataTypes.TEXT, allowNull: true },
     },
     {
       tableName: 'refresh_tokens',
       underscored: true,
       timestamps: false,
-      indexes: [{ name: 'refresh_tokens_session_idx', fields: ['session_id'] }],
+      indexes: [{ name: 'refresh_tokens_session_parent_idx', fields: ['session_id', 'parent_hash'] }],
     },
   );
 
   User.hasMany(Session, { foreignKey: 'userId' });
+  Session.belongsTo(User, { foreignKey: 'userId' });
   Session.hasMany(RefreshToken, { foreignKey: 'sessionId' });
 }
+
+/**
+ * Indexes Sequelize's index options cannot express (an operator class on an expression), created
+ * by `sync()` after the tables: ListUsers' case-insensitive prefix search on email or display name.
+ * text_pattern_ops makes `LIKE 'prefix%'` use the index under any collation.
+ */
+export const EXTRA_INDEXES_SQL = [
+  `CREATE INDEX IF NOT EXISTS users_email_prefix_idx ON users (email text_pattern_ops)
+     WHERE deleted_at IS NULL`,
+  `CREATE INDEX IF NOT EXISTS users_display_name_prefix_idx ON users (lower(display_name) text_pattern_ops)
+     WHERE deleted_at IS NULL`,
+];

@@ -8,7 +8,9 @@ const BEARER = /^bearer\s+(\S+)\s*$/i;
 
 /**
  * Bearer authentication: a valid access token (signature, algorithm, issuer, audience, expiry)
- * whose login session is still live (one primary-key lookup), so a logged-out token stops working at once.
+ * whose login session is still live and whose user still exists, read in one indexed query that
+ * also returns the user's current email and roles. So a logged-out, rotated-away or deleted
+ * account's token stops working at once, and a role taken away stops counting at once.
  */
 export function createAuthenticator(tokens: TokenService, sessions: SessionStore): Authenticator {
   return async (metadata: Metadata) => {
@@ -21,9 +23,8 @@ export function createAuthenticator(tokens: TokenService, sessions: SessionStore
       throw unauthenticated('malformed authorization metadata: expected `Bearer <access token>`');
     }
     const claims = tokens.verifyAccess(match[1]);
-    if (!claims || !(await sessions.isActive(claims.sessionId, claims.userId))) {
-      throw unauthenticated('invalid or expired access token');
-    }
-    return { userId: claims.userId, email: claims.email, roles: claims.roles, sessionId: claims.sessionId };
+    const live = claims ? await sessions.livePrincipal(claims.sessionId, claims.userId) : null;
+    if (!claims || !live) throw unauthenticated('invalid or expired access token');
+    return { userId: claims.userId, email: live.email, roles: live.roles, sessionId: claims.sessionId };
   };
 }
