@@ -1,9 +1,10 @@
 /**
- * Auth use cases: register, login. No gRPC and no SQL here: storage, hashing and token signing
- * come in as dependencies (wired in src/app.ts).
+ * Auth use cases: register, login, refresh-token rotation, logout, token introspection and
+ * password change. No gRPC and no SQL here: storage, hashing and token signing come in as
+ * dependencies (wired in src/app.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
+import { InvalidArgumentError, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
 import type { IssuedTokens, NewSession, SessionStore, UserRecord, UserStore } from '../../src/ports.js';
 import type { PasswordHasher } from '../../src/security/passwords.js';
 import type { TokenService } from '../../src/security/tokens.js';
@@ -14,17 +15,12 @@ export interface AuthDeps {
   sessions: SessionStore;
   hasher: PasswordHasher;
   tokens: TokenService;
+  /** REFRESH_REUSE_GRACE_SECONDS */
+  refreshReuseGraceS: number;
 }
 
-export interface RegisterInput {
-  email: string;
-  password: string;
-  displayName: string;
-}
-
-export interface LoginInput {
-  email: string;
-  password: string;
+export interface Caller {
+  userId: string;
 }
 
 export interface SignedIn {
@@ -32,13 +28,38 @@ export interface SignedIn {
   tokens: IssuedTokens;
 }
 
+export interface Introspection {
+  active: boolean;
+  userId?: string;
+  email?: string;
+  roles?: string[];
+  sessionId?: string;
+  expireTime?: Date;
+}
+
 /** Same message for an unknown email and a wrong password: no hint whether an account exists. */
 export const BAD_CREDENTIALS = 'invalid email or password';
+export const BAD_REFRESH = 'invalid or expired refresh token; log in again';
+export const REPLAYED_REFRESH =
+  'refresh token already used: the session has been ended for safety; log in again';
+
+/** What our refresh tokens look like (32 random bytes, base64url); anything else is not worth a lookup. */
+const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+const MAX_TOKEN_LENGTH = 4096;
+
+const required = (field: string, value: string, what: string) => {
+  if (value === '') throw new InvalidArgumentError([{ field, description: `is required: ${what}` }]);
+  if (value.length > MAX_TOKEN_LENGTH) {
+    throw new InvalidArgumentError([
+      { field, description: `must be at most ${MAX_TOKEN_LENGTH} characters` },
+    ]);
+  }
+};
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
-export function createAuthService({ users, sessions, hasher, tokens }: AuthDeps) {
-  /** A new login session: its id and first refresh token (the caller stores the hash). */
+export function createAuthService({ users, sessions, hasher, tokens, refreshReuseGraceS }: AuthDeps) {
+  /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = () => {
     const refresh = tokens.newRefreshToken();
     const session: NewSession = {
@@ -64,7 +85,7 @@ export function createAuthService({ users, sessions, hasher, tokens }: AuthDeps)
   };
 
   return {
-    async register(input: RegisterInput, signal?: AbortSignal): Promise<SignedIn> {
+    async register(input: { email: string; password: string; displayName: string }, signal?: AbortSignal) {
       const v = new Violations();
       const email = checkEmail(v, 'email', input.email);
       checkNewPassword(v, 'password', input.password);
@@ -78,10 +99,10 @@ export function createAuthService({ users, sessions, hasher, tokens }: AuthDeps)
         { id: randomUUID(), email, displayName, passwordHash },
         session,
       );
-      return { user, tokens: issue(user, session.sessionId, refresh) };
+      return { user, tokens: issue(user, session.sessionId, refresh) } satisfies SignedIn;
     },
 
-    async login(input: LoginInput, signal?: AbortSignal): Promise<SignedIn> {
+    async login(input: { email: string; password: string }, signal?: AbortSignal): Promise<SignedIn> {
       const v = new Violations();
       const email = checkEmail(v, 'email', input.email);
       checkGivenPassword(v, 'password', input.password);
@@ -102,6 +123,69 @@ export function createAuthService({ users, sessions, hasher, tokens }: AuthDeps)
       const { session, refresh } = openSession();
       await sessions.create(user.id, session);
       return { user, tokens: issue(user, session.sessionId, refresh) };
+    },
+
+    async refresh(refreshToken: string): Promise<IssuedTokens> {
+      required('refresh_token', refreshToken, 'the refresh_token of your latest token pair');
+      if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) throw unauthenticated(BAD_REFRESH);
+      const next = tokens.newRefreshToken();
+      const result = await sessions.rotate(
+        tokens.hashRefreshToken(refreshToken),
+        { hash: next.hash, expiresAt: next.expiresAt },
+        refreshReuseGraceS,
+      );
+      if (result.outcome === 'rotated' || result.outcome === 'grace')
+        return issue(result.user, result.sessionId, next);
+      throw unauthenticated(result.outcome === 'replay' ? REPLAYED_REFRESH : BAD_REFRESH);
+    },
+
+    /** Ends the session of a refresh token. Idempotent: unknown, used or ended tokens are fine too. */
+    async logout(refreshToken: string): Promise<void> {
+      required('refresh_token', refreshToken, 'a refresh token of the session to end');
+      if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) return;
+      await sessions.endByRefreshToken(tokens.hashRefreshToken(refreshToken));
+    },
+
+    /** RFC 7662-style introspection: a signature check and one primary-key lookup. */
+    async validate(accessToken: string): Promise<Introspection> {
+      required('access_token', accessToken, 'the access token to check, without "Bearer "');
+      const claims = tokens.verifyAccess(accessToken);
+      if (!claims || !(await sessions.isActive(claims.sessionId, claims.userId))) return { active: false };
+      return {
+        active: true,
+        userId: claims.userId,
+        email: claims.email,
+        roles: claims.roles,
+        sessionId: claims.sessionId,
+        expireTime: new Date(claims.exp * 1000),
+      };
+    },
+
+    /** Checks the current password, sets the new one, ends every session of the user (this one
+     * included) and opens a new session, whose tokens are returned. */
+    async changePassword(
+      caller: Caller,
+      input: { currentPassword: string; newPassword: string },
+      signal?: AbortSignal,
+    ): Promise<IssuedTokens> {
+      const v = new Violations();
+      checkGivenPassword(v, 'current_password', input.currentPassword);
+      checkNewPassword(v, 'new_password', input.newPassword);
+      v.throwIfAny();
+
+      const found = await users.findCredentialsById(caller.userId);
+      if (!found) throw unauthenticated('this account no longer exists');
+      if (!(await hasher.verify(input.currentPassword, found.passwordHash, signal))) {
+        throw unauthenticated('current_password is incorrect');
+      }
+      const nextHash = await hasher.hash(input.newPassword, signal);
+      throwIfAborted(signal);
+      const { session, refresh } = openSession();
+      if (!(await users.changePassword(found.id, found.passwordHash, nextHash, session))) {
+        throw unauthenticated('the password was changed meanwhile; log in again');
+      }
+      const { passwordHash: _, ...user } = found;
+      return issue(user, session.sessionId, refresh);
     },
   };
 }
