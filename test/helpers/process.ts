@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(ROOT, 'src/main.ts');
+const CLI = path.join(ROOT, 'src/cli.ts');
 const TSX = import.meta.resolve('tsx');
 
 export interface ServerProcess {
@@ -19,10 +20,14 @@ export interface ServerProcess {
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
 }
 
-function launch(env: Record<string, string>): Omit<ServerProcess, 'port'> {
+function launch(
+  env: Record<string, string>,
+  script = MAIN,
+  args: string[] = [],
+): Omit<ServerProcess, 'port'> {
   // A clean environment (no DATABASE_URL or .env of the developer's) in an empty working directory.
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-proc-'));
-  const child = spawn(process.execPath, ['--import', TSX, MAIN], {
+  const child = spawn(process.execPath, ['--import', TSX, script, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,6 +88,15 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
 /** Runs the server expecting it to exit by itself (e.g. on a bad configuration). */
 export async function runUntilExit(env: Record<string, string>, timeoutMs = 30_000) {
   const proc = launch(env);
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  const { code } = await proc.exited;
+  clearTimeout(timer);
+  return { code, output: proc.output.join('\n') };
+}
+
+/** Runs an operator command (src/cli.ts) to completion. */
+export async function runCli(args: string[], env: Record<string, string>, timeoutMs = 30_000) {
+  const proc = launch(env, CLI, args);
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
   const { code } = await proc.exited;
   clearTimeout(timer);

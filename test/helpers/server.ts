@@ -62,7 +62,9 @@ export async function startTestServer(
       const c = new pg.Client({ connectionString: db.url });
       await c.connect();
       try {
-        return (await c.query(text, values)).rows;
+        const result = (await c.query(text, values)) as pg.QueryResult | pg.QueryResult[];
+        // several statements: the rows of all of them, in order
+        return Array.isArray(result) ? result.flatMap((r) => r.rows ?? []) : result.rows;
       } finally {
         await c.end();
       }
