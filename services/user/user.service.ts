@@ -37,6 +37,9 @@ export interface UpdateInput {
 
 const isAdmin = (caller: Caller) => caller.roles.includes('admin');
 
+/** A caller's value quoted in an error message, cut short: never echo a huge input back. */
+const quote = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+
 /** Roles as given, checked: known names only, always including `user`; sorted and unique. */
 function checkRoles(v: Violations, field: string, roles: string[]): string[] {
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
@@ -129,9 +132,9 @@ export function createUserService({ users, pageTokens }: UserDeps) {
       }
       const patch: UserPatch = {};
       for (const path of new Set(paths)) {
-        if (IMMUTABLE_PATHS.has(path)) v.add('update_mask', `"${path}" cannot be changed`);
+        if (IMMUTABLE_PATHS.has(path)) v.add('update_mask', `${quote(path)} cannot be changed`);
         else if (!(MUTABLE_PATHS as readonly string[]).includes(path)) {
-          v.add('update_mask', `unknown field "${path}"; updatable: ${MUTABLE_PATHS.join(', ')}`);
+          v.add('update_mask', `unknown field ${quote(path)}; updatable: ${MUTABLE_PATHS.join(', ')}`);
         } else if (path === 'display_name')
           patch.displayName = checkDisplayName(v, 'user.display_name', input.displayName);
         else if (path === 'email') patch.email = checkEmail(v, 'user.email', input.email);

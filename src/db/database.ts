@@ -14,7 +14,8 @@ import {
   type Transaction,
 } from 'sequelize';
 import type { AppConfig } from '../config.js';
-import { AppError, resourceExhausted, unavailable } from '../errors.js';
+import { currentCallSignal } from '../call-context.js';
+import { AppError, cancelled, resourceExhausted, unavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { defineModels, EXTRA_INDEXES_SQL } from './models.js';
 
@@ -105,6 +106,16 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
   });
   sequelize.addHook('afterConnect', (connection: unknown) => {
     bornAt.set(connection as object, Date.now());
+  });
+  // A call whose caller has gone (deadline passed, cancelled) does not wait for, or use, a connection.
+  sequelize.addHook('beforePoolAcquire', () => {
+    if (currentCallSignal()?.aborted) throw cancelled('the call was cancelled before it got a database connection');
+  });
+  sequelize.addHook('afterPoolAcquire', (connection: unknown) => {
+    if (currentCallSignal()?.aborted) {
+      sequelize.connectionManager.releaseConnection(connection as never);
+      throw cancelled('the call was cancelled while it waited for a database connection');
+    }
   });
   defineModels(sequelize);
 

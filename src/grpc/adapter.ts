@@ -12,8 +12,10 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { unauthenticated } from '../errors.js';
+import { runWithCallSignal } from '../call-context.js';
+import { InvalidArgumentError, unauthenticated } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { DecodeFailure } from './decoding.js';
 import { toStatus } from './status.js';
 
 export interface Principal {
@@ -84,11 +86,17 @@ export function adaptService<S extends Record<string, UnaryMethod>>(
       const controller = new AbortController();
       call.once('cancelled', () => controller.abort());
       const run = async () => {
+        const request = call.request;
+        if (request instanceof DecodeFailure) {
+          throw new InvalidArgumentError([
+            { field: request.field || 'request', description: `not a valid ${request.typeName}: ${request.reason}` },
+          ]);
+        }
         const principal = isPublic ? undefined : await authenticate(call.metadata);
         const ctx: CallContext = { method, metadata: call.metadata, signal: controller.signal, principal };
         return handler(call.request as never, ctx);
       };
-      run().then(
+      runWithCallSignal(controller.signal, run).then(
         (response) => {
           logger.info({ method, code: 'OK', ms: elapsed(started) }, 'rpc');
           callback(null, response);
