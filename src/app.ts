@@ -12,11 +12,13 @@ import { createAuthService } from '../services/auth/auth.service.js';
 import { createUserHandlers, UserServiceService } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import type { AppConfig } from './config.js';
-import { createDatabase, type Database } from './db/database.js';
+import { createDatabase, type Database, type PoolStats } from './db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
 import { createSessionStore } from './db/session.store.js';
+import { createLoginThrottleStore } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
 import { adaptService } from './grpc/adapter.js';
+import { createStrictDecoding } from './grpc/decoding.js';
 import type { Logger } from './logger.js';
 import { createAuthenticator } from './security/authenticator.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
@@ -24,10 +26,18 @@ import { createPasswordHasher } from './security/passwords.js';
 import { createTokenService } from './security/tokens.js';
 import { type GrpcServer, startGrpcServer } from './server.js';
 
+export interface AppStats {
+  pool: PoolStats;
+  hashing: { running: number; waiting: number; started: number };
+  memory: NodeJS.MemoryUsage;
+  databaseUp: boolean;
+}
+
 export interface App {
   readonly port: number;
   readonly db: Database;
   readonly server: GrpcServer;
+  stats(): AppStats;
   /** Graceful stop: NOT_SERVING, drain RPCs (SHUTDOWN_GRACE_MS), close the pool, stop an embedded database. */
   stop(): Promise<void>;
 }
@@ -79,10 +89,13 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       sessions,
       hasher,
       tokens,
+      throttle: createLoginThrottleStore(db),
       refreshReuseGraceS: config.auth.refreshReuseGraceS,
+      loginPolicy: config.auth.login,
     });
     const user = createUserService({ users, pageTokens: createPageTokenCodec(config.auth.secretKey) });
 
+    const strict = createStrictDecoding();
     const server = await startGrpcServer({
       host: config.grpc.host,
       port: config.grpc.port,
@@ -91,26 +104,51 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       services: [
         {
           name: 'connectsphere.auth.v1.AuthService',
-          definition: AuthServiceService,
+          definition: strict('connectsphere.auth.v1.AuthService', AuthServiceService),
           implementation: adaptService(AuthServiceService, createAuthHandlers(auth), adapterOptions),
         },
         {
           name: 'connectsphere.user.v1.UserService',
-          definition: UserServiceService,
+          definition: strict('connectsphere.user.v1.UserService', UserServiceService),
           implementation: adaptService(UserServiceService, createUserHandlers(user), adapterOptions),
         },
       ],
     });
+    let stopping = false;
+    let databaseUp = true;
     server.setServing(true);
     logger.info({ port: server.port }, 'SERVING');
+
+    // Health follows the database: NOT_SERVING while it cannot be reached, SERVING again when it can.
+    const watchdog = createWatchdog(config.dbHealthIntervalMs, () => db.ping(), (up) => {
+      if (stopping || up === databaseUp) return;
+      databaseUp = up;
+      server.setServing(up);
+      if (up) logger.info('database reachable again: SERVING');
+      else logger.warn('database unreachable: NOT_SERVING');
+    });
+    const stats = (): AppStats => ({
+      pool: db.poolStats(),
+      hashing: hasher.stats(),
+      memory: process.memoryUsage(),
+      databaseUp,
+    });
+    const statsTimer =
+      config.statsLogIntervalS > 0
+        ? setInterval(() => logger.info({ stats: stats() }, 'stats'), config.statsLogIntervalS * 1000).unref()
+        : undefined;
 
     let stopped: Promise<void> | undefined;
     return {
       port: server.port,
       db,
       server,
+      stats,
       stop() {
         stopped ??= (async () => {
+          stopping = true;
+          watchdog.stop();
+          clearInterval(statsTimer);
           const { forced } = await server.stop(config.shutdownGraceMs);
           logger.info({ forced }, 'gRPC server stopped');
           await cleanup();
@@ -122,4 +160,28 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     await cleanup();
     throw err;
   }
+}
+
+/** Calls `probe` every `intervalMs` (never two at once; one slower than the interval counts as down). */
+function createWatchdog(intervalMs: number, probe: () => Promise<void>, report: (up: boolean) => void) {
+  if (intervalMs <= 0) return { stop() {} };
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    let timeout: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timeout = setTimeout(() => reject(new Error('ping timed out')), Math.max(intervalMs * 2, 1000));
+    });
+    Promise.race([probe(), late])
+      .then(
+        () => report(true),
+        () => report(false),
+      )
+      .finally(() => {
+        clearTimeout(timeout);
+        busy = false;
+      });
+  }, intervalMs).unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -4,6 +4,7 @@
  * A bad value stops start-up with a message naming the variable and what it accepts.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import convict from 'convict';
 
 export const DEV_SECRET_KEY = 'dev-only-insecure-secret-change-me';
@@ -219,6 +220,48 @@ const schema = {
     default: 64,
     env: 'HASH_QUEUE_MAX',
   },
+  LOGIN_MAX_FAILURES: {
+    doc: 'Consecutive failed logins for one account before further attempts are refused for a while',
+    format: int(1, 1000),
+    default: 5,
+    env: 'LOGIN_MAX_FAILURES',
+  },
+  LOGIN_LOCKOUT_BASE_S: {
+    doc: 'First refusal period after LOGIN_MAX_FAILURES failures; doubles with every further failure',
+    format: int(1, 86_400),
+    default: 30,
+    env: 'LOGIN_LOCKOUT_BASE_S',
+  },
+  LOGIN_LOCKOUT_MAX_S: {
+    doc: 'Longest refusal period',
+    format: int(1, 604_800),
+    default: 3_600,
+    env: 'LOGIN_LOCKOUT_MAX_S',
+  },
+  LOGIN_FAILURE_WINDOW_S: {
+    doc: 'A failure older than this no longer counts towards LOGIN_MAX_FAILURES',
+    format: int(1, 604_800),
+    default: 900,
+    env: 'LOGIN_FAILURE_WINDOW_S',
+  },
+  DB_HEALTH_INTERVAL_MS: {
+    doc: 'How often the database is pinged for the health service (NOT_SERVING while it fails; 0: never)',
+    format: int(0, 600_000),
+    default: 1_000,
+    env: 'DB_HEALTH_INTERVAL_MS',
+  },
+  STATS_LOG_INTERVAL_S: {
+    doc: 'Log memory, pool and hashing figures this often (0: never)',
+    format: int(0, 86_400),
+    default: 0,
+    env: 'STATS_LOG_INTERVAL_S',
+  },
+  WORKERS: {
+    doc: 'Server processes sharing the port (Node cluster); 0: one per CPU core',
+    format: int(0, 64),
+    default: 1,
+    env: 'WORKERS',
+  },
   LOG_LEVEL: {
     doc: 'Structured JSON log level',
     format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -262,7 +305,11 @@ export interface AppConfig {
     bcryptRounds: number;
     hashConcurrency: number;
     hashQueueMax: number;
+    login: { maxFailures: number; lockoutBaseS: number; lockoutMaxS: number; failureWindowS: number };
   };
+  dbHealthIntervalMs: number;
+  statsLogIntervalS: number;
+  workers: number;
   logLevel: string;
 }
 
@@ -342,7 +389,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
       bcryptRounds: num('BCRYPT_ROUNDS'),
       hashConcurrency: num('HASH_CONCURRENCY'),
       hashQueueMax: num('HASH_QUEUE_MAX'),
+      login: {
+        maxFailures: num('LOGIN_MAX_FAILURES'),
+        lockoutBaseS: num('LOGIN_LOCKOUT_BASE_S'),
+        lockoutMaxS: num('LOGIN_LOCKOUT_MAX_S'),
+        failureWindowS: num('LOGIN_FAILURE_WINDOW_S'),
+      },
     },
+    dbHealthIntervalMs: num('DB_HEALTH_INTERVAL_MS'),
+    statsLogIntervalS: num('STATS_LOG_INTERVAL_S'),
+    workers: num('WORKERS') || os.availableParallelism(),
     logLevel: str('LOG_LEVEL'),
   };
 }

@@ -104,3 +104,14 @@ export interface SessionStore {
   /** Ends the session the refresh token belongs to (any of its tokens); no-op if none or ended. */
   endByRefreshToken(hash: string): Promise<void>;
 }
+
+/** Failed-login bookkeeping per normalised email. */
+export interface LoginThrottleStore {
+  /** Seconds until attempts are accepted again (0: now), and whether any failure is on record. */
+  check(email: string): Promise<{ waitS: number; hasFailures: boolean }>;
+  /** Counts a failure (restarting the count when the last one is older than `windowS`); returns the count. */
+  recordFailure(email: string, windowS: number): Promise<number>;
+  /** Refuses attempts for `seconds` from now. */
+  lock(email: string, seconds: number): Promise<void>;
+  reset(email: string): Promise<void>;
+}

@@ -4,20 +4,53 @@
  * dependencies (wired in src/app.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
-import type { IssuedTokens, NewSession, SessionStore, UserRecord, UserStore } from '../../src/ports.js';
+import {
+  InvalidArgumentError,
+  resourceExhausted,
+  throwIfAborted,
+  unauthenticated,
+  Violations,
+} from '../../src/errors.js';
+import type {
+  IssuedTokens,
+  LoginThrottleStore,
+  NewSession,
+  SessionStore,
+  UserRecord,
+  UserStore,
+} from '../../src/ports.js';
 import type { PasswordHasher } from '../../src/security/passwords.js';
 import type { TokenService } from '../../src/security/tokens.js';
-import { checkDisplayName, checkEmail, checkGivenPassword, checkNewPassword } from '../../src/validation.js';
+import {
+  checkDisplayName,
+  checkEmail,
+  checkGivenPassword,
+  checkNewPassword,
+  hasUnsafeText,
+} from '../../src/validation.js';
 
 export interface AuthDeps {
   users: UserStore;
   sessions: SessionStore;
   hasher: PasswordHasher;
   tokens: TokenService;
+  throttle: LoginThrottleStore;
   /** REFRESH_REUSE_GRACE_SECONDS */
   refreshReuseGraceS: number;
+  loginPolicy: LoginPolicy;
 }
+
+/** LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_BASE_S, LOGIN_LOCKOUT_MAX_S, LOGIN_FAILURE_WINDOW_S */
+export interface LoginPolicy {
+  maxFailures: number;
+  lockoutBaseS: number;
+  lockoutMaxS: number;
+  failureWindowS: number;
+}
+
+/** Seconds of refusal after `failures` consecutive failures: base, 2×base, 4×base ... up to max. */
+export const lockoutSeconds = (failures: number, p: LoginPolicy): number =>
+  failures < p.maxFailures ? 0 : Math.min(p.lockoutBaseS * 2 ** Math.min(failures - p.maxFailures, 30), p.lockoutMaxS);
 
 export interface Caller {
   userId: string;
@@ -50,15 +83,17 @@ const MAX_TOKEN_LENGTH = 4096;
 const required = (field: string, value: string, what: string) => {
   if (value === '') throw new InvalidArgumentError([{ field, description: `is required: ${what}` }]);
   if (value.length > MAX_TOKEN_LENGTH) {
-    throw new InvalidArgumentError([
-      { field, description: `must be at most ${MAX_TOKEN_LENGTH} characters` },
-    ]);
+    throw new InvalidArgumentError([{ field, description: `must be at most ${MAX_TOKEN_LENGTH} characters` }]);
+  }
+  if (hasUnsafeText(value)) {
+    throw new InvalidArgumentError([{ field, description: 'must not contain control characters or invalid UTF-8' }]);
   }
 };
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
-export function createAuthService({ users, sessions, hasher, tokens, refreshReuseGraceS }: AuthDeps) {
+export function createAuthService(deps: AuthDeps) {
+  const { users, sessions, hasher, tokens, throttle, refreshReuseGraceS, loginPolicy } = deps;
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = () => {
     const refresh = tokens.newRefreshToken();
@@ -108,10 +143,21 @@ export function createAuthService({ users, sessions, hasher, tokens, refreshReus
       checkGivenPassword(v, 'password', input.password);
       v.throwIfAny();
 
+      // Throttled per account (known or not), before any hashing work; state in the database.
+      const throttled = await throttle.check(email);
+      if (throttled.waitS > 0) {
+        throw resourceExhausted(`too many failed logins for this account; retry in ${throttled.waitS} s`);
+      }
       const found = await users.findCredentialsByEmail(email);
       throwIfAborted(signal);
       const ok = await hasher.verify(input.password, found?.passwordHash ?? null, signal);
-      if (!found || !ok) throw unauthenticated(BAD_CREDENTIALS);
+      if (!found || !ok) {
+        const failures = await throttle.recordFailure(email, loginPolicy.failureWindowS);
+        const lockS = lockoutSeconds(failures, loginPolicy);
+        if (lockS > 0) await throttle.lock(email, lockS);
+        throw unauthenticated(BAD_CREDENTIALS);
+      }
+      if (throttled.hasFailures) await throttle.reset(email);
 
       if (hasher.needsRehash(found.passwordHash)) {
         // Upgrade a hash made at another cost; a concurrent password change wins.

@@ -229,6 +229,8 @@ export interface EmbeddedOptions {
   port: number;
   logger: Logger;
   maxConnections?: number;
+  /** Let PostgreSQL log the statement of a failing query (DB_ECHO); otherwise no SQL reaches our logs. */
+  logStatements?: boolean;
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
@@ -275,6 +277,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     'unix_socket_directories=',
     '-c',
     `max_connections=${options.maxConnections ?? 300}`,
+    '-c',
+    `log_min_error_statement=${options.logStatements ? 'error' : 'panic'}`,
   ];
   // detached: its own process group, so a Ctrl-C in the terminal reaches only the server,
   // which then drains its RPCs before it stops the database.

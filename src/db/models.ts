@@ -80,6 +80,19 @@ export function defineModels(sequelize: Sequelize): void {
     },
   );
 
+  // Failed logins per (normalised) email, known account or not: the throttle lives in the database
+  // so every server instance enforces it.
+  sequelize.define(
+    'LoginAttempt',
+    {
+      email: { type: DataTypes.TEXT, primaryKey: true },
+      failures: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+      lastFailureAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      lockedUntil: { type: DataTypes.DATE, allowNull: true },
+    },
+    { tableName: 'login_attempts', underscored: true, timestamps: false },
+  );
+
   User.hasMany(Session, { foreignKey: 'userId' });
   Session.belongsTo(User, { foreignKey: 'userId' });
   Session.hasMany(RefreshToken, { foreignKey: 'sessionId' });

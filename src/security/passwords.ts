@@ -15,7 +15,8 @@ export interface PasswordHasher {
   verify(password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>;
   /** True when `hash` was made at another cost than the configured one. */
   needsRehash(hash: string): boolean;
-  stats(): { running: number; waiting: number };
+  /** Operations running, callers waiting, and operations started since start-up. */
+  stats(): { running: number; waiting: number; started: number };
 }
 
 export interface HasherOptions {
@@ -34,6 +35,7 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
   const { rounds, queueMax } = options;
   const concurrency = options.concurrency || Math.max(1, os.availableParallelism());
   let running = 0;
+  let started = 0;
   const queue: Waiter[] = [];
   let dummyHash: Promise<string> | undefined;
 
@@ -48,6 +50,7 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
     if (signal?.aborted) return Promise.reject(cancelled('the call was cancelled before hashing started'));
     const runNow = () => {
       running++;
+      started++;
       return work().finally(release);
     };
     if (running < concurrency) return runNow();
@@ -98,6 +101,6 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
         return true;
       }
     },
-    stats: () => ({ running, waiting: queue.length }),
+    stats: () => ({ running, waiting: queue.length, started }),
   };
 }

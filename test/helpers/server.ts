@@ -3,11 +3,13 @@
  * with its logs captured, and typed clients built from the generated service definitions.
  */
 import { Writable } from 'node:stream';
+import { credentials } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import pg from 'pg';
 import { type App, startApp } from '../../src/app.js';
-import { type ConnectSphereClient, connect, type ServiceError } from '../../src/client.js';
+import { type ConnectSphereClient, connect, promiseClient, type ServiceError } from '../../src/client.js';
 import { loadConfig } from '../../src/config.js';
+import { HealthClient, HealthService } from '../../src/gen/health/v1/health.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
@@ -104,4 +106,11 @@ export function newAccount(prefix = 'user') {
   counter++;
   const tag = `${prefix}${counter}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   return { email: `${tag}@example.com`, password: `correct horse ${tag}`, displayName: `User ${tag}` };
+}
+
+/** A typed client of the standard health service. */
+export function healthOf(address: string) {
+  return promiseClient(HealthService, new HealthClient(address, credentials.createInsecure()), {
+    deadlineMs: 2000,
+  });
 }
