@@ -1,38 +1,33 @@
 /**
  * Process entry point: read the configuration, start the app, and stop it gracefully on
  * SIGTERM/SIGINT (exit 0). A bad configuration exits 2 with a message naming the variable.
+ *
+ * With WORKERS > 1 this process becomes a Node cluster primary: it starts the embedded database
+ * (if any) and creates the schema once, then forks WORKERS servers that share the gRPC port
+ * (connections are spread across them), replaces a worker that dies, and on a signal stops the
+ * workers gracefully before the database.
  */
+import cluster, { type Worker } from 'node:cluster';
 import { startApp } from './app.js';
-import { ConfigError, loadConfig, loadDotEnv } from './config.js';
-import { createLogger } from './logger.js';
+import { type AppConfig, ConfigError, loadConfig, loadDotEnv } from './config.js';
+import { createDatabase } from './db/database.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import { createLogger, type Logger } from './logger.js';
 
-async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    loadDotEnv();
-    config = loadConfig();
-  } catch (err) {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
-  const logger = createLogger(config.logLevel);
-  const app = await startApp(config, logger).catch((err: unknown) => {
-    logger.fatal({ err }, 'start-up failed');
-    process.exit(1);
-  });
+type Message = { type: 'serving'; port: number };
 
+/** Calls `stop` on SIGTERM/SIGINT, once; npm and process managers often deliver one request twice. */
+function onStopSignal(logger: Logger, graceMs: number, stop: () => Promise<void>): void {
   let firstSignalAt = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const handler = (signal: NodeJS.Signals) => {
     if (firstSignalAt) {
-      // npm and process managers often deliver one stop request twice (to the group and to the
-      // child); only a signal well after the first means "stop now".
       if (Date.now() - firstSignalAt < 1000) return;
       logger.warn({ signal }, 'second signal: exiting without waiting for in-flight RPCs');
       process.exit(1);
     }
     firstSignalAt = Date.now();
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
-    app.stop().then(
+    logger.info({ signal, graceMs }, 'shutting down');
+    stop().then(
       () => {
         logger.info('stopped');
         process.exit(0);
@@ -43,8 +38,92 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+async function runServer(config: AppConfig, logger: Logger): Promise<void> {
+  const app = await startApp(config, logger);
+  if (cluster.isWorker) process.send?.({ type: 'serving', port: app.port } satisfies Message);
+  onStopSignal(logger, config.shutdownGraceMs, () => app.stop());
+}
+
+async function runPrimary(config: AppConfig, logger: Logger): Promise<void> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.db.url;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.db.dataDir,
+      port: config.db.embeddedPort,
+      logger,
+      logStatements: config.db.echo,
+    });
+    url = embedded.url;
+  }
+  const db = createDatabase(url, config.db, logger);
+  try {
+    await db.ping();
+    if (config.db.sync) await db.sync();
+  } finally {
+    await db.close();
+  }
+
+  const workerEnv = { DATABASE_URL: url, DB_SYNC: 'false', WORKERS: '1' };
+  let stopping = false;
+  const serving = new Set<number>();
+  let announced = false;
+  const fork = (): Worker => {
+    const worker = cluster.fork(workerEnv);
+    worker.on('message', (msg: Message) => {
+      if (msg?.type !== 'serving') return;
+      serving.add(worker.id);
+      if (!announced && serving.size === config.workers) {
+        announced = true;
+        logger.info({ port: msg.port, workers: config.workers }, 'SERVING');
+      }
+    });
+    return worker;
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    serving.delete(worker.id);
+    if (stopping) return;
+    logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting another');
+    setTimeout(fork, 1000);
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+
+  onStopSignal(logger, config.shutdownGraceMs, async () => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            w.once('exit', () => resolve());
+            w.process.kill('SIGTERM'); // each drains its own RPCs within SHUTDOWN_GRACE_MS
+          }),
+      ),
+    );
+    await embedded?.stop();
+  });
+}
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    loadDotEnv();
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  const run = config.workers > 1 && cluster.isPrimary ? runPrimary : runServer;
+  await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger).catch((err: unknown) => {
+    logger.fatal({ err }, 'start-up failed');
+    process.exit(1);
+  });
 }
 
 void main();

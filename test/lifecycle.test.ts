@@ -48,6 +48,42 @@ describe('server process lifecycle', () => {
     });
   });
 
+  describe('WORKERS (Node cluster)', () => {
+    it('runs WORKERS servers on one port, spreads connections over them, and stops them all on SIGTERM', async function () {
+      this.timeout(60_000);
+      const db = await createTestDatabase();
+      const proc = await spawnServer({ DATABASE_URL: db.url, WORKERS: '2' });
+      try {
+        await proc.waitForLine(/"workers":2,"msg":"SERVING"/);
+        const acct = newAccount('workers');
+        const first = connect(`127.0.0.1:${proc.port}`);
+        const reg = await first.auth.register(acct);
+        first.close();
+        for (let i = 0; i < 6; i++) {
+          // separate connections: the cluster spreads connections, not calls
+          const c = connect(`127.0.0.1:${proc.port}`, {
+            token: reg.tokens?.accessToken,
+            channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+          });
+          await c.users.getUser({ lookup: { $case: 'email', value: acct.email } });
+          c.close();
+        }
+        const workers = new Set(
+          proc.output
+            .filter((l) => l.includes('UserService/GetUser'))
+            .map((l) => (JSON.parse(l) as { worker: number }).worker),
+        );
+        expect(workers.size, 'GetUser served by both workers').to.equal(2);
+        proc.child.kill('SIGTERM');
+        expect((await proc.exited).code).to.equal(0);
+        expect(proc.output.filter((l) => l.includes('"msg":"stopped"'))).to.have.length(3);
+      } finally {
+        proc.child.kill('SIGKILL');
+        await db.drop();
+      }
+    });
+  });
+
   describe('graceful shutdown', () => {
     let db: TestDatabase;
     before(async () => {
