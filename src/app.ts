@@ -3,6 +3,8 @@
  * stores → security → services → handlers → gRPC server → health SERVING. Everything is created
  * here and passed down; nothing else constructs a dependency. `stop()` undoes it in reverse.
  */
+
+import bcrypt from 'bcrypt';
 import {
   AUTH_PUBLIC_METHODS,
   AuthServiceService,
@@ -23,6 +25,7 @@ import type { Logger } from './logger.js';
 import { createAuthenticator } from './security/authenticator.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
 import { createPasswordHasher } from './security/passwords.js';
+import { deprioritizeThreadPool } from './security/thread-priority.js';
 import { createTokenService } from './security/tokens.js';
 import { type GrpcServer, startGrpcServer } from './server.js';
 
@@ -72,6 +75,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       concurrency: config.auth.hashConcurrency,
       queueMax: config.auth.hashQueueMax,
     });
+    await deprioritizeThreadPool(
+      config.auth.hashNice,
+      (cost) => bcrypt.hash('find the pool threads', cost),
+      logger,
+    );
     const tokens = createTokenService({
       secretKey: config.auth.secretKey,
       issuer: config.auth.issuer,
@@ -120,13 +128,17 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     logger.info({ port: server.port }, 'SERVING');
 
     // Health follows the database: NOT_SERVING while it cannot be reached, SERVING again when it can.
-    const watchdog = createWatchdog(config.dbHealthIntervalMs, () => db.ping(), (up) => {
-      if (stopping || up === databaseUp) return;
-      databaseUp = up;
-      server.setServing(up);
-      if (up) logger.info('database reachable again: SERVING');
-      else logger.warn('database unreachable: NOT_SERVING');
-    });
+    const watchdog = createWatchdog(
+      config.dbHealthIntervalMs,
+      () => db.ping(),
+      (up) => {
+        if (stopping || up === databaseUp) return;
+        databaseUp = up;
+        server.setServing(up);
+        if (up) logger.info('database reachable again: SERVING');
+        else logger.warn('database unreachable: NOT_SERVING');
+      },
+    );
     const stats = (): AppStats => ({
       pool: db.poolStats(),
       hashing: hasher.stats(),

@@ -214,6 +214,12 @@ const schema = {
     default: 0,
     env: 'HASH_CONCURRENCY',
   },
+  HASH_NICE: {
+    doc: 'Nice value of the hashing threads (Linux): higher lets other RPCs win the CPU during a login flood; 0: unchanged',
+    format: int(0, 19),
+    default: 19,
+    env: 'HASH_NICE',
+  },
   HASH_QUEUE_MAX: {
     doc: 'Register/Login/ChangePassword calls that may wait for a hashing slot; more get RESOURCE_EXHAUSTED',
     format: int(0, 100_000),
@@ -305,6 +311,7 @@ export interface AppConfig {
     bcryptRounds: number;
     hashConcurrency: number;
     hashQueueMax: number;
+    hashNice: number;
     login: { maxFailures: number; lockoutBaseS: number; lockoutMaxS: number; failureWindowS: number };
   };
   dbHealthIntervalMs: number;
@@ -389,6 +396,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       bcryptRounds: num('BCRYPT_ROUNDS'),
       hashConcurrency: num('HASH_CONCURRENCY'),
       hashQueueMax: num('HASH_QUEUE_MAX'),
+      hashNice: num('HASH_NICE'),
       login: {
         maxFailures: num('LOGIN_MAX_FAILURES'),
         lockoutBaseS: num('LOGIN_LOCKOUT_BASE_S'),

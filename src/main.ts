@@ -120,10 +120,12 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const run = config.workers > 1 && cluster.isPrimary ? runPrimary : runServer;
-  await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger).catch((err: unknown) => {
-    logger.fatal({ err }, 'start-up failed');
-    process.exit(1);
-  });
+  await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger).catch(
+    (err: unknown) => {
+      logger.fatal({ err }, 'start-up failed');
+      process.exit(1);
+    },
+  );
 }
 
 void main();

@@ -1,8 +1,21 @@
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { Code, type ServiceError } from '../src/client.js';
+import { Code } from '../src/client.js';
 import { createTestDatabase } from './helpers/postgres.js';
 import { spawnServer } from './helpers/process.js';
 import { expectCode, newAccount, startTestServer, type TestServer } from './helpers/server.js';
+
+const FLOOD = fileURLToPath(new URL('./helpers/login-flood.ts', import.meta.url));
+
+const until = async (check: () => Promise<boolean>, timeoutMs: number) => {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
 
 const percentile = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -72,11 +85,7 @@ describe('abuse', () => {
   describe('hashing flood', () => {
     it('refuses hashing work beyond the queue at once, and GetUser p99 stays within 2x during a login flood', async function () {
       this.timeout(120_000);
-      const s = await startTestServer({
-        BCRYPT_ROUNDS: '10',
-        HASH_QUEUE_MAX: '8',
-        LOG_LEVEL: 'warn',
-      });
+      const s = await startTestServer({ BCRYPT_ROUNDS: '10', HASH_QUEUE_MAX: '4', LOG_LEVEL: 'warn' });
       try {
         const acct = newAccount('flood');
         const reg = await s.client.auth.register(acct);
@@ -95,49 +104,50 @@ describe('abuse', () => {
           );
           return lat;
         };
-        await getUserLatencies(500); // warm-up
-        const quiet = await getUserLatencies(3000);
+        await getUserLatencies(1000); // warm-up
+        const quiet = await getUserLatencies(4000);
 
-        let flooding = true;
-        const codes = new Map<string, number>();
-        const flood = Array.from({ length: 48 }, async () => {
-          while (flooding) {
-            const code = await s.client.auth.login(acct).then(
-              () => 'OK',
-              (e: ServiceError) => Code[e.code] as string,
-            );
-            codes.set(code, (codes.get(code) ?? 0) + 1);
-            if (code !== 'OK' && code !== 'RESOURCE_EXHAUSTED') return; // never spin on a dead server
-          }
+        // 32 concurrent logins from another process: far more than 2 hashing slots + a queue of 4
+        const flood = spawn(
+          process.execPath,
+          ['--import', import.meta.resolve('tsx'), FLOOD, s.address, acct.email, acct.password, '32', '7'],
+          {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
+        // The flood's own client work stands for remote callers: on this shared 2-core box it runs at
+        // the lowest priority so that what is measured is the server's behaviour, not the load generator's.
+        os.setPriority(flood.pid as number, 19);
+        let floodOut = '';
+        flood.stdout.on('data', (d) => {
+          floodOut += d;
         });
-        let loaded: number[];
-        try {
-          await new Promise((r) => setTimeout(r, 300));
-          const started = Date.now();
-          const refused = await expectCode(
-            s.client.auth.login(acct),
-            Code.RESOURCE_EXHAUSTED,
-            /too many password operations/,
-          );
-          // the queue-full branch answers without waiting (a queued call would wait for several hashes)
-          expect(Date.now() - started, 'refused at once, not after waiting for a slot').to.be.lessThan(1000);
-          expect(refused.details).to.not.include(acct.email);
-          loaded = await getUserLatencies(3000);
-        } finally {
-          flooding = false;
-          await Promise.all(flood);
-        }
+        const floodDone = new Promise((r) => flood.once('exit', r));
+        await until(async () => s.app.stats().hashing.waiting === 4, 10_000);
+        const started = Date.now();
+        const refused = await expectCode(
+          s.client.auth.login(acct),
+          Code.RESOURCE_EXHAUSTED,
+          /too many password operations/,
+        );
+        // the queue-full branch answers without waiting (a queued call would wait for several hashes)
+        expect(Date.now() - started, 'refused at once, not after waiting for a slot').to.be.lessThan(250);
+        expect(refused.details).to.not.include(acct.email);
+        const loaded = await getUserLatencies(4000);
+        await floodDone;
+        const codes = JSON.parse(floodOut) as Record<string, number>;
 
         const p99q = percentile(quiet, 99);
         const p99l = percentile(loaded, 99);
         console.log(
           `      GetUser p99 ${p99q.toFixed(2)} ms quiet vs ${p99l.toFixed(2)} ms during the login flood ` +
             `(ratio ${(p99l / p99q).toFixed(2)}; p50 ${percentile(quiet, 50).toFixed(2)} vs ${percentile(loaded, 50).toFixed(2)} ms; ` +
-            `logins: ${[...codes].map(([k, v]) => `${k} ${v}`).join(', ')})`,
+            `${quiet.length} vs ${loaded.length} calls; flood logins: ${JSON.stringify(codes)})`,
         );
-        expect(codes.get('OK') ?? 0).to.be.greaterThan(0);
-        expect(codes.get('RESOURCE_EXHAUSTED') ?? 0).to.be.greaterThan(0);
-        expect(p99l / p99q).to.be.at.most(2);
+        expect(codes.OK ?? 0, 'the flood kept hashing busy').to.be.greaterThan(20);
+        expect(codes.RESOURCE_EXHAUSTED ?? 0, 'the excess was refused').to.be.greaterThan(0);
+        expect(Object.keys(codes)).to.have.members(['OK', 'RESOURCE_EXHAUSTED']);
+        expect(p99l / p99q, 'GetUser p99 during the flood / without it').to.be.at.most(2);
       } finally {
         await s.stop();
       }

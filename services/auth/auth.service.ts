@@ -50,7 +50,9 @@ export interface LoginPolicy {
 
 /** Seconds of refusal after `failures` consecutive failures: base, 2×base, 4×base ... up to max. */
 export const lockoutSeconds = (failures: number, p: LoginPolicy): number =>
-  failures < p.maxFailures ? 0 : Math.min(p.lockoutBaseS * 2 ** Math.min(failures - p.maxFailures, 30), p.lockoutMaxS);
+  failures < p.maxFailures
+    ? 0
+    : Math.min(p.lockoutBaseS * 2 ** Math.min(failures - p.maxFailures, 30), p.lockoutMaxS);
 
 export interface Caller {
   userId: string;
@@ -83,10 +85,14 @@ const MAX_TOKEN_LENGTH = 4096;
 const required = (field: string, value: string, what: string) => {
   if (value === '') throw new InvalidArgumentError([{ field, description: `is required: ${what}` }]);
   if (value.length > MAX_TOKEN_LENGTH) {
-    throw new InvalidArgumentError([{ field, description: `must be at most ${MAX_TOKEN_LENGTH} characters` }]);
+    throw new InvalidArgumentError([
+      { field, description: `must be at most ${MAX_TOKEN_LENGTH} characters` },
+    ]);
   }
   if (hasUnsafeText(value)) {
-    throw new InvalidArgumentError([{ field, description: 'must not contain control characters or invalid UTF-8' }]);
+    throw new InvalidArgumentError([
+      { field, description: 'must not contain control characters or invalid UTF-8' },
+    ]);
   }
 };
 
@@ -126,6 +132,7 @@ export function createAuthService(deps: AuthDeps) {
       checkNewPassword(v, 'password', input.password);
       const displayName = checkDisplayName(v, 'display_name', input.displayName);
       v.throwIfAny();
+      hasher.assertCapacity();
 
       const passwordHash = await hasher.hash(input.password, signal);
       throwIfAborted(signal);
@@ -142,6 +149,7 @@ export function createAuthService(deps: AuthDeps) {
       const email = checkEmail(v, 'email', input.email);
       checkGivenPassword(v, 'password', input.password);
       v.throwIfAny();
+      hasher.assertCapacity(); // refuse a flood before it costs database work
 
       // Throttled per account (known or not), before any hashing work; state in the database.
       const throttled = await throttle.check(email);
@@ -218,6 +226,7 @@ export function createAuthService(deps: AuthDeps) {
       checkGivenPassword(v, 'current_password', input.currentPassword);
       checkNewPassword(v, 'new_password', input.newPassword);
       v.throwIfAny();
+      hasher.assertCapacity();
 
       const found = await users.findCredentialsById(caller.userId);
       if (!found) throw unauthenticated('this account no longer exists');

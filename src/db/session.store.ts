@@ -30,7 +30,7 @@ export function createSessionStore(db: Database): SessionStore {
       db.transaction((transaction) => insertSession(db, transaction, userId, session)),
 
     async isActive(sessionId, userId) {
-      const rows = await db.select<{ ok: number }>(
+      const rows = await db.read<{ ok: number }>(
         'SELECT 1 AS ok FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL',
         [sessionId, userId],
       );
@@ -38,7 +38,7 @@ export function createSessionStore(db: Database): SessionStore {
     },
 
     async livePrincipal(sessionId, userId) {
-      const rows = await db.select<LivePrincipal>(
+      const rows = await db.read<LivePrincipal>(
         `SELECT u.email, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND u.deleted_at IS NULL`,
         [sessionId, userId],

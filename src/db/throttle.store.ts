@@ -4,7 +4,7 @@ import type { Database } from './database.js';
 export function createLoginThrottleStore(db: Database): LoginThrottleStore {
   return {
     async check(email) {
-      const [row] = await db.select<{ waitS: number }>(
+      const [row] = await db.read<{ waitS: number }>(
         `SELECT GREATEST(0, ceil(extract(epoch FROM locked_until - now())))::int AS "waitS"
          FROM login_attempts WHERE email = $1`,
         [email],
@@ -26,10 +26,10 @@ export function createLoginThrottleStore(db: Database): LoginThrottleStore {
     },
 
     async lock(email, seconds) {
-      await db.execute('UPDATE login_attempts SET locked_until = now() + make_interval(secs => $2) WHERE email = $1', [
-        email,
-        seconds,
-      ]);
+      await db.execute(
+        'UPDATE login_attempts SET locked_until = now() + make_interval(secs => $2) WHERE email = $1',
+        [email, seconds],
+      );
     },
 
     async reset(email) {

@@ -27,7 +27,7 @@ const rethrowUnique = (err: unknown): never => {
 };
 
 export function createUserStore(db: Database): UserStore {
-  const one = async <T>(sql: string, bind: unknown[]) => (await db.select<T>(sql, bind))[0] ?? null;
+  const one = async <T>(sql: string, bind: unknown[]) => (await db.read<T>(sql, bind))[0] ?? null;
 
   return {
     createWithSession: (user, session) =>
@@ -64,7 +64,7 @@ export function createUserStore(db: Database): UserStore {
       ),
 
     findManyByIds: (ids) =>
-      db.select<UserRecord>(
+      db.read<UserRecord>(
         `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL`,
         [ids],
       ),
@@ -82,7 +82,7 @@ export function createUserStore(db: Database): UserStore {
         where.push(`(email LIKE $${bind.length} OR lower(display_name) LIKE $${bind.length})`);
       }
       bind.push(limit);
-      return db.select<UserRecord>(
+      return db.read<UserRecord>(
         `SELECT ${USER_COLUMNS} FROM users WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $${bind.length}`,
         bind,
       );

@@ -84,12 +84,17 @@ export function adaptService<S extends Record<string, UnaryMethod>>(
       const started = performance.now();
       logger.debug({ method }, 'rpc start');
       const controller = new AbortController();
-      call.once('cancelled', () => controller.abort());
+      // grpc-js also emits 'cancelled' after a call it has answered: listen only while we work.
+      const onCancelled = () => controller.abort();
+      call.once('cancelled', onCancelled);
       const run = async () => {
         const request = call.request;
         if (request instanceof DecodeFailure) {
           throw new InvalidArgumentError([
-            { field: request.field || 'request', description: `not a valid ${request.typeName}: ${request.reason}` },
+            {
+              field: request.field || 'request',
+              description: `not a valid ${request.typeName}: ${request.reason}`,
+            },
           ]);
         }
         const principal = isPublic ? undefined : await authenticate(call.metadata);
@@ -98,10 +103,12 @@ export function adaptService<S extends Record<string, UnaryMethod>>(
       };
       runWithCallSignal(controller.signal, run).then(
         (response) => {
+          call.removeListener('cancelled', onCancelled);
           logger.info({ method, code: 'OK', ms: elapsed(started) }, 'rpc');
           callback(null, response);
         },
         (err: unknown) => {
+          call.removeListener('cancelled', onCancelled);
           const status: StatusObject = controller.signal.aborted
             ? {
                 code: Code.CANCELLED,

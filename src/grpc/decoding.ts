@@ -8,9 +8,15 @@
  * compatibility with newer clients.
  */
 import fs from 'node:fs';
-import { createFileRegistry, type DescField, type DescMessage, fromBinary, ScalarType } from '@bufbuild/protobuf';
-import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import {
+  createFileRegistry,
+  type DescField,
+  type DescMessage,
+  fromBinary,
+  ScalarType,
+} from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DESCRIPTOR_SET_URL } from './reflection.js';
 
@@ -54,10 +60,17 @@ class WireError extends Error {
   }
 }
 
-function checkField(reader: BinaryReader, field: DescField, wireType: WireType, path: string, depth: number): void {
+function checkField(
+  reader: BinaryReader,
+  field: DescField,
+  wireType: WireType,
+  path: string,
+  depth: number,
+): void {
   const name = path ? `${path}.${field.name}` : field.name;
   const wrong = () => new WireError(name, `field ${name} has the wrong wire type`);
-  const message = field.fieldKind === 'message' || (field.fieldKind === 'list' && field.listKind === 'message');
+  const message =
+    field.fieldKind === 'message' || (field.fieldKind === 'list' && field.listKind === 'message');
   if (message) {
     if (wireType !== WireType.LengthDelimited) throw wrong();
     const desc = field.message as DescMessage;
@@ -69,9 +82,10 @@ function checkField(reader: BinaryReader, field: DescField, wireType: WireType, 
     reader.skip(wireType);
     return;
   }
-  const scalar = field.fieldKind === 'enum' || (field.fieldKind === 'list' && field.listKind === 'enum')
-    ? ScalarType.INT32
-    : (field.scalar as ScalarType);
+  const scalar =
+    field.fieldKind === 'enum' || (field.fieldKind === 'list' && field.listKind === 'enum')
+      ? ScalarType.INT32
+      : (field.scalar as ScalarType);
   const expected = scalarWireType(scalar);
   const packable = field.fieldKind === 'list' && expected !== WireType.LengthDelimited;
   if (wireType !== expected && !(packable && wireType === WireType.LengthDelimited)) throw wrong();
@@ -103,7 +117,9 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
 
 /** Returns a copy of `definition` whose request deserializers never throw. */
 export function createStrictDecoding() {
-  const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, fs.readFileSync(DESCRIPTOR_SET_URL)));
+  const registry = createFileRegistry(
+    fromBinary(FileDescriptorSetSchema, fs.readFileSync(DESCRIPTOR_SET_URL)),
+  );
 
   return function strict<S extends ServiceDefinition>(serviceName: string, definition: S): S {
     const service = registry.getService(serviceName);

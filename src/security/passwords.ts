@@ -15,6 +15,9 @@ export interface PasswordHasher {
   verify(password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>;
   /** True when `hash` was made at another cost than the configured one. */
   needsRehash(hash: string): boolean;
+  /** Throws RESOURCE_EXHAUSTED now if a new operation would be refused: lets callers skip the
+   * database work that precedes hashing when the answer is already known. */
+  assertCapacity(): void;
   /** Operations running, callers waiting, and operations started since start-up. */
   stats(): { running: number; waiting: number; started: number };
 }
@@ -46,6 +49,8 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
   };
 
   /** Runs `work` when a slot is free; rejects at once if the queue is full or the caller is gone. */
+  const busy = () => resourceExhausted('too many password operations in progress; retry in a few seconds');
+
   const withSlot = <T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
     if (signal?.aborted) return Promise.reject(cancelled('the call was cancelled before hashing started'));
     const runNow = () => {
@@ -54,11 +59,7 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
       return work().finally(release);
     };
     if (running < concurrency) return runNow();
-    if (queue.length >= queueMax) {
-      return Promise.reject(
-        resourceExhausted('too many password operations in progress; retry in a few seconds'),
-      );
-    }
+    if (queue.length >= queueMax) return Promise.reject(busy());
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         start: () => {
@@ -100,6 +101,9 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
       } catch {
         return true;
       }
+    },
+    assertCapacity: () => {
+      if (running >= concurrency && queue.length >= queueMax) throw busy();
     },
     stats: () => ({ running, waiting: queue.length, started }),
   };
