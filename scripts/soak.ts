@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Code, connect, type ConnectSphereClient, type ServiceError } from '../src/client.js';
+import { Code, type ConnectSphereClient, connect, type ServiceError } from '../src/client.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +30,8 @@ const RSS_BOUND_MB = Number(args['rss-growth-mb']);
 const WARMUP_S = Math.min(60, Math.max(10, Math.round(SECONDS * 0.2)));
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
-const log = (msg: string) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = (msg: string) =>
+  process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const mb = (bytes: number) => bytes / 1024 / 1024;
 
 interface Sample {
@@ -52,7 +53,10 @@ function startServer(dataDir: string): Promise<{ child: ChildProcess; port: numb
     LOG_LEVEL: 'info',
     STATS_LOG_INTERVAL_S: '10',
   };
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js')], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const samples: Sample[] = [];
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -63,10 +67,15 @@ function startServer(dataDir: string): Promise<{ child: ChildProcess; port: numb
       const lines = buf.split('\n');
       buf = lines.pop() ?? '';
       for (const line of lines) {
-        if (line.includes('"msg":"SERVING"')) resolve({ child, port: (JSON.parse(line) as { port: number }).port, samples });
+        if (line.includes('"msg":"SERVING"'))
+          resolve({ child, port: (JSON.parse(line) as { port: number }).port, samples });
         else if (line.includes('"msg":"stats"')) {
           const { stats } = JSON.parse(line) as { stats: { memory: NodeJS.MemoryUsage } };
-          samples.push({ t: (Date.now() - started) / 1000, rss: stats.memory.rss, heapUsed: stats.memory.heapUsed });
+          samples.push({
+            t: (Date.now() - started) / 1000,
+            rss: stats.memory.rss,
+            heapUsed: stats.memory.heapUsed,
+          });
         } else if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 300)}`);
       }
     });
@@ -75,10 +84,13 @@ function startServer(dataDir: string): Promise<{ child: ChildProcess; port: numb
 }
 
 async function main(): Promise<number> {
-  if (!fs.existsSync(path.join(ROOT, 'dist/src/main.js'))) throw new Error('run `npm run build` first (npm run soak does)');
+  if (!fs.existsSync(path.join(ROOT, 'dist/src/main.js')))
+    throw new Error('run `npm run build` first (npm run soak does)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-soak-'));
   fs.chmodSync(dataDir, 0o711);
-  log(`${SECONDS} s, ${CONCURRENCY} virtual users, warm-up ${WARMUP_S} s, BCRYPT_ROUNDS=${args['bcrypt-rounds']}`);
+  log(
+    `${SECONDS} s, ${CONCURRENCY} virtual users, warm-up ${WARMUP_S} s, BCRYPT_ROUNDS=${args['bcrypt-rounds']}`,
+  );
   const server = await startServer(dataDir);
   const address = `127.0.0.1:${server.port}`;
   log(`server pid ${server.child.pid} SERVING on ${address}`);
@@ -88,13 +100,21 @@ async function main(): Promise<number> {
   const registered: { email: string; password: string }[] = [];
   const count = (op: string) => counts.set(op, (counts.get(op) ?? 0) + 1);
   const fail = (op: string, err: unknown) => {
-    const key = `${op} ${Code[(err as ServiceError).code] ?? 'local'}: ${(err as ServiceError).details ?? String(err)}`.slice(0, 160);
+    const key =
+      `${op} ${Code[(err as ServiceError).code] ?? 'local'}: ${(err as ServiceError).details ?? String(err)}`.slice(
+        0,
+        160,
+      );
     errors.set(key, (errors.get(key) ?? 0) + 1);
   };
   let seq = 0;
   const account = () => {
     seq++;
-    return { email: `soak-${process.pid}-${seq}@example.com`, password: `soak password ${seq}`, displayName: `Soak ${seq}` };
+    return {
+      email: `soak-${process.pid}-${seq}@example.com`,
+      password: `soak password ${seq}`,
+      displayName: `Soak ${seq}`,
+    };
   };
 
   const base = connect(address, { deadlineMs: 30_000 });
@@ -109,29 +129,46 @@ async function main(): Promise<number> {
     let refresh = reg.tokens?.refreshToken ?? '';
     let me: ConnectSphereClient = base.withToken(access);
     const ops: [number, string, () => Promise<unknown>][] = [
-      [2, 'register', async () => {
-        const a = account();
-        const r = await base.auth.register(a);
-        registered.push(a);
-        ids.push(r.user?.id ?? '');
-      }],
+      [
+        2,
+        'register',
+        async () => {
+          const a = account();
+          const r = await base.auth.register(a);
+          registered.push(a);
+          ids.push(r.user?.id ?? '');
+        },
+      ],
       [3, 'login', () => base.auth.login(registered[(vu * 7919 + seq) % registered.length] ?? mine)],
-      [30, 'get', () => me.users.getUser({ lookup: { $case: 'id', value: ids[(seq * 31 + vu) % ids.length] ?? '' } })],
+      [
+        30,
+        'get',
+        () => me.users.getUser({ lookup: { $case: 'id', value: ids[(seq * 31 + vu) % ids.length] ?? '' } }),
+      ],
       [10, 'batch-get', () => me.users.batchGetUsers({ ids: ids.slice(-50) })],
       [10, 'list', () => me.users.listUsers({ pageSize: 50, pageToken: '', query: 'soak' })],
-      [10, 'refresh', async () => {
-        const r = await base.auth.refreshToken({ refreshToken: refresh });
-        access = r.tokens?.accessToken ?? '';
-        refresh = r.tokens?.refreshToken ?? '';
-        me = base.withToken(access);
-      }],
+      [
+        10,
+        'refresh',
+        async () => {
+          const r = await base.auth.refreshToken({ refreshToken: refresh });
+          access = r.tokens?.accessToken ?? '';
+          refresh = r.tokens?.refreshToken ?? '';
+          me = base.withToken(access);
+        },
+      ],
       [35, 'validate', () => base.auth.validateToken({ accessToken: access })],
     ];
     const total = ops.reduce((n, [w]) => n + w, 0);
     let i = vu;
     while (Date.now() < deadline) {
-      let pick = (i++ * 7 + vu * 13) % total;
-      const op = ops.find(([w]) => (pick -= w) < 0) ?? (ops[0] as (typeof ops)[number]);
+      const pick = (i++ * 7 + vu * 13) % total;
+      let upTo = 0;
+      const op =
+        ops.find(([w]) => {
+          upTo += w;
+          return pick < upTo;
+        }) ?? (ops[0] as (typeof ops)[number]);
       try {
         await op[2]();
         count(op[1]);
@@ -147,7 +184,8 @@ async function main(): Promise<number> {
     const errs = [...errors.values()].reduce((a, b) => a + b, 0);
     log(
       `${Math.round(SECONDS - (deadline - Date.now()) / 1000)}/${SECONDS} s: ${done} calls, ${errs} errors, ` +
-        `${registered.length} users` + (last ? `, server RSS ${mb(last.rss).toFixed(0)} MB heap ${mb(last.heapUsed).toFixed(1)} MB` : ''),
+        `${registered.length} users` +
+        (last ? `, server RSS ${mb(last.rss).toFixed(0)} MB heap ${mb(last.heapUsed).toFixed(1)} MB` : ''),
     );
   }, 10_000);
   await Promise.all(vus);
@@ -186,14 +224,25 @@ async function main(): Promise<number> {
     `soak: ${SECONDS} s, ${CONCURRENCY} virtual users, ${calls} calls (${(calls / SECONDS).toFixed(0)}/s): ` +
       [...counts].map(([k, v]) => `${k} ${v}`).join(', '),
     'memory samples (s: RSS MB / heap MB): ' +
-      server.samples.map((x) => `${x.t.toFixed(0)}: ${mb(x.rss).toFixed(0)}/${mb(x.heapUsed).toFixed(1)}`).join(', '),
+      server.samples
+        .map((x) => `${x.t.toFixed(0)}: ${mb(x.rss).toFixed(0)}/${mb(x.heapUsed).toFixed(1)}`)
+        .join(', '),
   ];
   const verdicts: [boolean, string][] = [
-    [unexpected === 0, `unexpected errors: ${unexpected}${unexpected ? ` (${[...errors].map(([k, v]) => `${v}× ${k}`).join('; ')})` : ''}`],
+    [
+      unexpected === 0,
+      `unexpected errors: ${unexpected}${unexpected ? ` (${[...errors].map(([k, v]) => `${v}× ${k}`).join('; ')})` : ''}`,
+    ],
     [lost === 0, `lost writes: ${lost} of ${registered.length} registered users could not log in at the end`],
     [afterWarmup.length >= 2, `memory samples after the ${WARMUP_S} s warm-up: ${afterWarmup.length}`],
-    [heapGrowth < HEAP_BOUND_MB, `heap growth after warm-up: ${heapGrowth.toFixed(1)} MB (bound ${HEAP_BOUND_MB} MB)`],
-    [rssGrowth < RSS_BOUND_MB, `RSS growth after warm-up: ${rssGrowth.toFixed(1)} MB (bound ${RSS_BOUND_MB} MB)`],
+    [
+      heapGrowth < HEAP_BOUND_MB,
+      `heap growth after warm-up: ${heapGrowth.toFixed(1)} MB (bound ${HEAP_BOUND_MB} MB)`,
+    ],
+    [
+      rssGrowth < RSS_BOUND_MB,
+      `RSS growth after warm-up: ${rssGrowth.toFixed(1)} MB (bound ${RSS_BOUND_MB} MB)`,
+    ],
   ];
   for (const [ok, text] of verdicts) lines.push(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
   const pass = verdicts.every(([ok]) => ok);
