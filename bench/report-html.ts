@@ -35,21 +35,24 @@ function niceStep(range: number, ticks: number): number {
 }
 
 const short = (v: number) =>
-  v >= 1e6
-    ? `${fmt(v / 1e6, 1)}M`
-    : v >= 1e4
-      ? `${fmt(v / 1e3)}k`
-      : v >= 1000
-        ? `${fmt(v / 1e3, 1)}k`
-        : v >= 10
-          ? fmt(v)
-          : fmt(v, v >= 1 ? 1 : 2);
+  v === 0
+    ? '0'
+    : v >= 1e6
+      ? `${fmt(v / 1e6, 1)}M`
+      : v >= 1e4
+        ? `${fmt(v / 1e3)}k`
+        : v >= 1000
+          ? `${fmt(v / 1e3, 1)}k`
+          : v >= 10
+            ? fmt(v)
+            : fmt(v, v >= 1 ? 1 : 2);
 
 /** A line chart over categorical x (concurrency levels); log y when the values span > 2 decades. */
 function lineChart(title: string, xs: number[], series: Series[], yUnit: string): string {
   const W = 420;
-  const H = 240;
-  const m = { l: 56, r: 12, t: 28, b: 44 };
+  const legend = 14 * series.length;
+  const H = 230 + legend;
+  const m = { l: 64, r: 14, t: 30 + legend, b: 44 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const all = series.flatMap((s) => s.values).filter((v): v is number => v !== null && v > 0);
@@ -97,11 +100,12 @@ function lineChart(title: string, xs: number[], series: Series[], yUnit: string)
       parts.push(
         `<circle cx="${p[0]}" cy="${p[1]}" r="3.5" fill="${s.color}"><title>${esc(s.name)}</title></circle>`,
       );
-    const ly = m.t + 4 + si * 14;
+    // legend: one row per series between the title and the plot
+    const ly = 30 + si * 14;
     parts.push(
-      `<line x1="${m.l + 8}" x2="${m.l + 26}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`,
+      `<line x1="${m.l}" x2="${m.l + 18}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`,
     );
-    parts.push(`<text x="${m.l + 30}" y="${ly + 4}" class="lg">${esc(s.name)}</text>`);
+    parts.push(`<text x="${m.l + 22}" y="${ly + 4}" class="lg">${esc(s.name)}</text>`);
   });
   return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">${parts.join('')}</svg>`;
 }
@@ -117,8 +121,9 @@ interface HistSeries {
 /** Latency distribution: share of calls per log-spaced bucket (10 per decade), with p50/p99 marks. */
 function histogramChart(title: string, series: HistSeries[]): string {
   const W = 860;
-  const H = 220;
-  const m = { l: 48, r: 12, t: 28, b: 40 };
+  const legend = 14 * series.length;
+  const H = 210 + legend;
+  const m = { l: 48, r: 12, t: 30 + legend, b: 40 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const used = series.flatMap((s) => s.bins.map((n, i) => (n > 0 ? i : -1))).filter((i) => i >= 0);
@@ -162,13 +167,15 @@ function histogramChart(title: string, series: HistSeries[]): string {
       parts.push(
         `<line x1="${px}" x2="${px}" y1="${m.t}" y2="${m.t + ph}" stroke="${s.color}" stroke-dasharray="3 3"/>`,
       );
+      const right = px > W - 140; // label on the left of its line near the right edge
       parts.push(
-        `<text x="${px + 3}" y="${m.t + 10 + si * 22 + (label === 'p99' ? 10 : 0)}" class="lg" fill="${s.color}">${label} ${ms(v)} ms</text>`,
+        `<text x="${right ? px - 3 : px + 3}" y="${m.t + 10 + si * 24 + (label === 'p99' ? 11 : 0)}" class="lg" fill="${s.color}"${right ? ' text-anchor="end"' : ''}>${label} ${ms(v)} ms</text>`,
       );
     }
-    const ly = m.t + 4 + si * 14;
-    parts.push(`<rect x="${W - m.r - 220}" y="${ly - 6}" width="14" height="9" fill="${s.color}"/>`);
-    parts.push(`<text x="${W - m.r - 202}" y="${ly + 3}" class="lg">${esc(s.name)}</text>`);
+    // legend: one row per series between the title and the plot
+    const ly = 30 + si * 14;
+    parts.push(`<rect x="${m.l}" y="${ly - 6}" width="14" height="9" fill="${s.color}"/>`);
+    parts.push(`<text x="${m.l + 18}" y="${ly + 3}" class="lg">${esc(s.name)}</text>`);
   });
   return `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img">${parts.join('')}</svg>`;
 }
@@ -196,7 +203,7 @@ function rowsTable(rows: Row[], withCeiling: boolean): string {
       ms(r.p50Ms),
       ms(r.p90Ms),
       ms(r.p99Ms),
-      `<span class="${r.errorTotal ? 'err' : ''}">${esc(errorsCell(r))}${r.vusLost ? ` (${r.vusLost} VUs lost)` : ''}</span>`,
+      `<span class="wrap${r.errorTotal ? ' err' : ''}">${esc(errorsCell(r))}${r.vusLost ? ` (${r.vusLost} VUs lost)` : ''}</span>`,
       ...(withCeiling
         ? [
             r.usage ? `${fmt(r.usage.serverCpuPct)} %` : '–',
@@ -226,7 +233,13 @@ function scenarioSection(run: RunResult, name: Scenario): string {
   const info = SCENARIO_INFO[name];
   const xs = rows.map((r) => r.concurrency);
   const ceilings = info.ceiling === 'echo' ? run.ceilings.echo : run.ceilings.bcrypt;
-  const ceilingAt = (r: Row) => ceilings.find((c) => c.concurrency === r.ceiling?.concurrency);
+  /** The ceiling measurement a row was compared with (its paired one, or one from the start). */
+  const ceilingAt = (r: Row) =>
+    r.ceiling?.paired
+      ? run.ceilings.paired.find(
+          (c) => c.label.endsWith(`(paired with ${name})`) && c.concurrency === r.ceiling?.concurrency,
+        )
+      : ceilings.find((c) => c.concurrency === r.ceiling?.concurrency);
   const rpsChart = lineChart(
     `${info.label}: RPS`,
     xs,
@@ -441,7 +454,8 @@ ${histogramChart('GetUser by id c=10: alone vs with Login c=8', [
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:20px;color:#111827;background:#f9fafb}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 h3{font-size:16px;margin:0 0 8px}h3 small,h4{font-weight:normal;color:#6b7280;font-size:13px}
-section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px 16px;margin:14px 0}
+section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px 16px;margin:14px 0;overflow-x:auto}
+.wrap{display:inline-block;white-space:normal;max-width:200px;text-align:left}
 table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
 th,td{padding:3px 8px;border-bottom:1px solid #f0f0f0;text-align:right;white-space:nowrap}th{color:#6b7280;font-weight:600}
 td:first-child,th:first-child,td.l{text-align:left}.verdicts td{text-align:left;white-space:normal}
