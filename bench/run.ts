@@ -471,7 +471,7 @@ async function main(): Promise<void> {
         { label: 'validateToken', workload: 'validateToken', concurrency: 10, record: false },
       ],
       'server',
-      { warmupMs: 0, durationMs: o.quick ? 1000 : 5000 },
+      { warmupMs: 0, durationMs: o.quick ? 1000 : 5000, requests: 0 },
     );
     /**
      * A scenario row's ceiling: the echo ceiling at the same concurrency, or bcrypt at min(c, 8).
@@ -582,7 +582,7 @@ async function main(): Promise<void> {
         'warm-up (not reported)',
         [{ label: 'getUserById', workload: 'getUserById', concurrency: 10, record: false }],
         'server',
-        { warmupMs: 0, durationMs: o.quick ? 1000 : 5000 },
+        { warmupMs: 0, durationMs: o.quick ? 1000 : 5000, requests: 0 },
       );
       const [otherRow] = await measure(
         `GetUser by id, WORKERS=${other}`,
