@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { GHZ_DIR } from './paths.js';
 
 export const GHZ_CONFIG_KEYS = new Set([
   'proto',
@@ -83,8 +84,6 @@ export type Placeholder = keyof typeof PLACEHOLDERS;
 
 const DURATION = /^\d+(\.\d+)?(ns|us|µs|ms|s|m|h)$/;
 const PLACEHOLDER = /\$\{([A-Z_]+)\}/g;
-
-export const GHZ_DIR = path.resolve(import.meta.dirname, 'ghz');
 
 export function listConfigs(dir = GHZ_DIR): string[] {
   return fs

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Code, connect, type ServiceError } from '../src/client.js';
 import { fillConfig, listConfigs, type Placeholder, placeholdersOf, validateConfig } from './ghz-config.js';
-import { ROOT } from './server-process.js';
+import { ROOT } from './paths.js';
 
 const GHZ_USER = {
   email: 'ghz-bench@bench.example.com',

@@ -4,7 +4,7 @@
  * each group's virtual users across them and merges what they send back.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import path from 'node:path';
+import { LOAD_WORKER } from './paths.js';
 import type {
   GroupSpec,
   JobResult,
@@ -14,10 +14,7 @@ import type {
   WorkerMessage,
 } from './protocol.js';
 import { needsSessions, type Workload } from './scenarios.js';
-import { ROOT } from './server-process.js';
 import { type GroupSummary, mergeGroups } from './stats.js';
-
-export const LOAD_WORKER = path.join(ROOT, 'dist/bench/load-worker.js');
 
 export interface GroupRequest {
   label: string;

@@ -24,6 +24,7 @@ import { tempDataDir } from '../src/db/embedded.js';
 import { User } from '../src/gen/connectsphere/user/v1/user.js';
 import { type GroupRequest, LoadPool, type Timing } from './load-pool.js';
 import { HELP, levelsFor, type Options, parseOptions } from './options.js';
+import { ECHO_SERVER, ROOT } from './paths.js';
 import { sampleTree, TreeSampler, type UsageSummary } from './proc-stats.js';
 import { summariseProfile } from './profile.js';
 import { renderHtml } from './report-html.js';
@@ -38,13 +39,12 @@ import {
   seededEmail,
 } from './scenarios.js';
 import { databaseUrlOf, seededIds, seedSessions, seedUsers, tableCounts } from './seed.js';
-import { freePort, ROOT, type RunningServer, startServer } from './server-process.js';
+import { freePort, type RunningServer, startServer } from './server-process.js';
 import type { GroupSummary } from './stats.js';
 import { computeVerdicts } from './verdicts.js';
 
 const execFileAsync = promisify(execFile);
 const T0 = performance.now();
-const ECHO_SERVER = path.join(ROOT, 'dist/bench/echo-server.js');
 /** Logged-in users whose access tokens the authenticated scenarios share. */
 const TOKEN_USERS = 4;
 const TOKEN_MAX_AGE_MS = 20 * 60_000; // ACCESS_TOKEN_EXPIRE_MINUTES defaults to 30

@@ -14,15 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus, HealthService } from '../src/gen/health/v1/health.js';
+import { SERVER_MAIN } from './paths.js';
 import { nodeProcessCount } from './proc-stats.js';
-
-/** The repository root: the nearest folder above this file with a package.json (from bench/ or dist/bench/). */
-export const ROOT = (() => {
-  let dir = import.meta.dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && dir !== path.dirname(dir)) dir = path.dirname(dir);
-  return dir;
-})();
-export const SERVER_MAIN = path.join(ROOT, 'dist/src/main.js');
 
 export interface ServerOptions {
   dataDir: string;
