@@ -306,9 +306,9 @@ async function main(): Promise<void> {
       tokensAt = Date.now();
     };
     await freshTokens();
-    const sample = await connect(srv.address, { token: accessTokens[0] }).users.getUser({
-      lookup: { $case: 'id', value: ids[0] as string },
-    });
+    const probe = connect(srv.address, { token: accessTokens[0] });
+    const sample = await probe.users.getUser({ lookup: { $case: 'id', value: ids[0] as string } });
+    probe.close();
     const echoPayload = Buffer.from(User.encode(sample).finish());
     const runTag = randomBytes(4).toString('hex');
     const setContext = () =>
