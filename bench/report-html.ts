@@ -307,7 +307,7 @@ function scenarioSection(run: RunResult, name: Scenario): string {
         const body = Object.entries(r.byOp)
           .map(
             ([op, s]) =>
-              `<tr><td>${esc(OP_LABEL[op as Op] ?? op)}</td><td>${MIX[op as keyof typeof MIX] ?? ''}</td><td>${rps(s?.rps)}</td><td>${ms(s?.p50Ms)}</td><td>${ms(s?.p99Ms)}</td><td>${
+              `<tr><td>${esc(OP_LABEL[op as Op] ?? op)}</td><td>${MIX[op as keyof typeof MIX] ?? ''}</td><td>${rps(s?.rps)}</td>${s?.ok ? `<td>${ms(s.p50Ms)}</td><td>${ms(s.p99Ms)}</td>` : '<td colspan="2">none completed in the window</td>'}<td>${
                 s?.errorTotal
                   ? esc(
                       Object.entries(s.errors)

@@ -107,8 +107,8 @@ function mixedBreakdown(run: RunResult): string {
         Object.entries(r.byOp).map(([op, s]) => [
           OP_LABEL[op as Op] ?? op,
           rps(s?.rps),
-          ms(s?.p50Ms),
-          ms(s?.p99Ms),
+          s?.ok ? ms(s.p50Ms) : 'none done',
+          s?.ok ? ms(s.p99Ms) : 'in window',
           s?.errorTotal
             ? Object.entries(s.errors)
                 .map(([k, v]) => `${k} ${v}`)
