@@ -458,7 +458,7 @@ section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px 
 .wrap{display:inline-block;white-space:normal;max-width:200px;text-align:left}
 table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
 th,td{padding:3px 8px;border-bottom:1px solid #f0f0f0;text-align:right;white-space:nowrap}th{color:#6b7280;font-weight:600}
-td:first-child,th:first-child,td.l{text-align:left}.verdicts td{text-align:left;white-space:normal}
+td:first-child,th:first-child,td.l{text-align:left}.verdicts td,.verdicts th{text-align:left;white-space:normal}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:150px}
 .cl{color:#6b7280;font-size:12px}.cv{font-size:20px;font-weight:600}.cs{color:#6b7280;font-size:12px}
 .b{display:inline-block;border-radius:4px;padding:1px 6px;font-size:12px;font-weight:700;color:#fff}.pass{background:#16a34a}.fail{background:#dc2626}.info{background:#2563eb}.skip{background:#9ca3af}
