@@ -11,7 +11,11 @@ import {
   createAuthHandlers,
 } from '../services/auth/auth.handlers.js';
 import { createAuthService } from '../services/auth/auth.service.js';
-import { createUserHandlers, UserServiceService } from '../services/user/user.handlers.js';
+import {
+  createUserHandlers,
+  USER_DEFERRED_LIVENESS,
+  UserServiceService,
+} from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import type { AppConfig } from './config.js';
 import { createDatabase, type Database, type PoolStats } from './db/database.js';
@@ -68,8 +72,9 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     await db.ping();
     if (config.db.sync) await db.sync();
 
-    const users = createUserStore(db);
-    const sessions = createSessionStore(db);
+    const batching = { maxBatch: 500, maxInFlight: 2, maxWaitMs: config.db.pool.acquireMs };
+    const users = createUserStore(db, batching);
+    const sessions = createSessionStore(db, batching);
     const hasher = createPasswordHasher({
       rounds: config.auth.bcryptRounds,
       concurrency: config.auth.hashConcurrency,
@@ -89,7 +94,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     });
     const adapterOptions = {
       authenticate: createAuthenticator(tokens, sessions),
-      publicMethods: new Set(AUTH_PUBLIC_METHODS),
+      publicMethods: new Set<string>(AUTH_PUBLIC_METHODS),
+      deferredLiveness: new Set<string>(USER_DEFERRED_LIVENESS),
       logger,
     };
     const auth = createAuthService({

@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (config.db.sync) await db.sync();
     const users = createUserService({
-      users: createUserStore(db),
+      users: createUserStore(db, { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.db.pool.acquireMs }),
       pageTokens: createPageTokenCodec(config.auth.secretKey),
     });
     const user = await users.setRole(email, 'admin', grant);

@@ -39,6 +39,8 @@ export class InvalidArgumentError extends AppError {
 }
 
 export const unauthenticated = (message: string) => new AppError('UNAUTHENTICATED', message);
+/** The one answer for a bad, expired, forged or revoked access token. */
+export const BAD_ACCESS_TOKEN = 'invalid or expired access token';
 export const permissionDenied = (message: string) => new AppError('PERMISSION_DENIED', message);
 export const notFound = (message: string) => new AppError('NOT_FOUND', message);
 export const alreadyExists = (message: string) => new AppError('ALREADY_EXISTS', message);

@@ -50,6 +50,12 @@ export interface ListQuery {
   limit: number;
 }
 
+/** Whose bearer token a read is made for. */
+export interface CallerSession {
+  sessionId: string;
+  userId: string;
+}
+
 export interface UserStore {
   /** Creates the user and its first session atomically; throws ALREADY_EXISTS for a taken email. */
   createWithSession(
@@ -59,6 +65,12 @@ export interface UserStore {
   findById(id: string): Promise<UserRecord | null>;
   findByEmail(email: string): Promise<UserRecord | null>;
   findCredentialsByEmail(email: string): Promise<UserCredentials | null>;
+  /** The user (null if none) and whether the caller's session is live, read in one statement. */
+  findForCaller(
+    lookup: { id: string } | { email: string },
+    caller: CallerSession,
+    signal?: AbortSignal,
+  ): Promise<{ callerLive: boolean; user: UserRecord | null }>;
   findCredentialsById(id: string): Promise<UserCredentials | null>;
   /** The active users among `ids` (any order, each once). */
   findManyByIds(ids: string[]): Promise<UserRecord[]>;
@@ -88,9 +100,9 @@ export interface LivePrincipal {
 export interface SessionStore {
   create(userId: string, session: NewSession): Promise<void>;
   /** True when the session exists, belongs to the user and has not been revoked (one PK lookup). */
-  isActive(sessionId: string, userId: string): Promise<boolean>;
+  isActive(sessionId: string, userId: string, signal?: AbortSignal): Promise<boolean>;
   /** The user's current email and roles if the session is live and the user not deleted. */
-  livePrincipal(sessionId: string, userId: string): Promise<LivePrincipal | null>;
+  livePrincipal(sessionId: string, userId: string, signal?: AbortSignal): Promise<LivePrincipal | null>;
   /**
    * Exchanges a refresh token (by hash) for `next`, atomically: exactly one of concurrent callers
    * wins. A used token is a replay (the session is ended) unless it is the one just rotated away and

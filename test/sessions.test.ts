@@ -119,6 +119,16 @@ describe('sessions: refresh rotation, replay detection, logout, introspection, p
     expect(await active(tokens.accessToken)).to.equal(true);
     await c.auth.logout({ refreshToken: tokens.refreshToken });
     expect(await active(tokens.accessToken)).to.equal(false);
+    // a logged-out token learns nothing, not even whether a user exists
+    const ghost = '00000000-0000-4000-8000-000000000777';
+    await expectCode(
+      c.withToken(tokens.accessToken).users.getUser({ lookup: { $case: 'id', value: ghost } }),
+      Code.UNAUTHENTICATED,
+    );
+    await expectCode(
+      c.withToken(tokens.accessToken).users.batchGetUsers({ ids: [ghost] }),
+      Code.UNAUTHENTICATED,
+    );
     await expectCode(
       c.withToken(tokens.accessToken).users.getUser({ lookup: { $case: 'email', value: acct.email } }),
       Code.UNAUTHENTICATED,

@@ -34,8 +34,8 @@ export function createAuthHandlers(auth: AuthService): ServiceHandlers<typeof Au
       await auth.logout(req.refreshToken);
       return {};
     },
-    async validateToken(req) {
-      const t = await auth.validate(req.accessToken);
+    async validateToken(req, ctx) {
+      const t = await auth.validate(req.accessToken, ctx.signal);
       return {
         active: t.active,
         userId: t.userId ?? '',

@@ -201,10 +201,11 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     /** RFC 7662-style introspection: a signature check and one primary-key lookup. */
-    async validate(accessToken: string): Promise<Introspection> {
+    async validate(accessToken: string, signal?: AbortSignal): Promise<Introspection> {
       required('access_token', accessToken, 'the access token to check, without "Bearer "');
       const claims = tokens.verifyAccess(accessToken);
-      if (!claims || !(await sessions.isActive(claims.sessionId, claims.userId))) return { active: false };
+      if (!claims || !(await sessions.isActive(claims.sessionId, claims.userId, signal)))
+        return { active: false };
       return {
         active: true,
         userId: claims.userId,

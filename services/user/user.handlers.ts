@@ -16,11 +16,17 @@ const toLookup = (lookup: GetUserRequest['lookup']): UserLookup | undefined => {
   }
 };
 
+/** GetUser checks its caller's session in the same statement as its read (one round trip). */
+export const USER_DEFERRED_LIVENESS = [UserServiceService.getUser.path];
+
 /** Every UserService method needs a bearer token (none is in the public list). */
 export function createUserHandlers(users: UserService): ServiceHandlers<typeof UserServiceService> {
   return {
-    async getUser(req) {
-      return toUserMessage(await users.getUser(toLookup(req.lookup)));
+    async getUser(req, ctx) {
+      const { sessionId, userId } = requirePrincipal(ctx);
+      const user = await users.getUser(toLookup(req.lookup), { sessionId, userId }, ctx.signal);
+      ctx.confirmLive(); // getUser read the caller's session in the same statement
+      return toUserMessage(user);
     },
     async batchGetUsers(req) {
       return { users: (await users.batchGet(req.ids)).map(toUserMessage) };

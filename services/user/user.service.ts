@@ -3,8 +3,21 @@
  * role grants. Callers are authenticated before they get here (see the adapter); the permission
  * rules live here.
  */
-import { InvalidArgumentError, notFound, permissionDenied, Violations } from '../../src/errors.js';
-import { ROLES, type UserPatch, type UserRecord, type UserStore } from '../../src/ports.js';
+import {
+  BAD_ACCESS_TOKEN,
+  InvalidArgumentError,
+  notFound,
+  permissionDenied,
+  unauthenticated,
+  Violations,
+} from '../../src/errors.js';
+import {
+  type CallerSession,
+  ROLES,
+  type UserPatch,
+  type UserRecord,
+  type UserStore,
+} from '../../src/ports.js';
 import type { PageTokenCodec } from '../../src/security/page-tokens.js';
 import { checkDisplayName, checkEmail, checkUuid, EMAIL_MAX, hasUnsafeText } from '../../src/validation.js';
 
@@ -56,21 +69,26 @@ export type UserService = ReturnType<typeof createUserService>;
 
 export function createUserService({ users, pageTokens }: UserDeps) {
   return {
-    async getUser(lookup: UserLookup | undefined): Promise<UserRecord> {
+    /** One statement reads the user and proves the caller's session live (see deferredLiveness). */
+    async getUser(
+      lookup: UserLookup | undefined,
+      caller: CallerSession,
+      signal?: AbortSignal,
+    ): Promise<UserRecord> {
       if (!lookup)
         throw new InvalidArgumentError([{ field: 'lookup', description: 'set exactly one of id or email' }]);
       const v = new Violations();
-      if (lookup.by === 'id') {
-        checkUuid(v, 'id', lookup.id);
-        v.throwIfAny();
-        const user = await users.findById(lookup.id.toLowerCase());
-        if (!user) throw notFound(`user ${lookup.id} not found`);
-        return user;
-      }
-      const email = checkEmail(v, 'email', lookup.email);
+      if (lookup.by === 'id') checkUuid(v, 'id', lookup.id);
+      const email = lookup.by === 'email' ? checkEmail(v, 'email', lookup.email) : '';
       v.throwIfAny();
-      const user = await users.findByEmail(email);
-      if (!user) throw notFound('no user with this email');
+      const { callerLive, user } = await users.findForCaller(
+        lookup.by === 'id' ? { id: lookup.id.toLowerCase() } : { email },
+        caller,
+        signal,
+      );
+      if (!callerLive) throw unauthenticated(BAD_ACCESS_TOKEN);
+      if (!user)
+        throw notFound(lookup.by === 'id' ? `user ${lookup.id} not found` : 'no user with this email');
       return user;
     },
 

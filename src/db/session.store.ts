@@ -1,4 +1,5 @@
 import type { LivePrincipal, RotateResult, SessionStore, UserRecord } from '../ports.js';
+import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
 import { INSERT_REFRESH_TOKEN_SQL, U_USER_COLUMNS } from './sql.js';
 import { insertSession } from './user.store.js';
@@ -24,26 +25,40 @@ interface Presented {
   inGrace: boolean;
 }
 
-export function createSessionStore(db: Database): SessionStore {
+interface LiveSessionRow extends LivePrincipal {
+  id: string;
+  userId: string;
+}
+
+export function createSessionStore(db: Database, batching: BatcherOptions): SessionStore {
+  // Hot lookups, coalesced under load (see batcher.ts). Each is still one primary-key probe per session.
+  const liveSession = createBatcher(async (ids: string[], signal) => {
+    const rows = await db.read<{ id: string; userId: string }>(
+      'SELECT id, user_id AS "userId" FROM sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
+      [ids],
+      signal,
+    );
+    return new Map(rows.map((r) => [r.id, r.userId]));
+  }, batching);
+  const livePrincipal = createBatcher(async (ids: string[], signal) => {
+    const rows = await db.read<LiveSessionRow>(
+      `SELECT s.id, s.user_id AS "userId", u.email, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
+       WHERE s.id = ANY($1::uuid[]) AND s.revoked_at IS NULL AND u.deleted_at IS NULL`,
+      [ids],
+      signal,
+    );
+    return new Map(rows.map((r) => [r.id, r]));
+  }, batching);
+
   return {
     create: (userId, session) =>
       db.transaction((transaction) => insertSession(db, transaction, userId, session)),
 
-    async isActive(sessionId, userId) {
-      const rows = await db.read<{ ok: number }>(
-        'SELECT 1 AS ok FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL',
-        [sessionId, userId],
-      );
-      return rows.length === 1;
-    },
+    isActive: async (sessionId, userId, signal) => (await liveSession(sessionId, signal)) === userId,
 
-    async livePrincipal(sessionId, userId) {
-      const rows = await db.read<LivePrincipal>(
-        `SELECT u.email, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND u.deleted_at IS NULL`,
-        [sessionId, userId],
-      );
-      return rows[0] ?? null;
+    async livePrincipal(sessionId, userId, signal) {
+      const row = await livePrincipal(sessionId, signal);
+      return row && row.userId === userId ? { email: row.email, roles: row.roles } : null;
     },
 
     rotate: (presentedHash, next, graceS) =>

@@ -12,11 +12,19 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { runWithCallSignal } from '../call-context.js';
-import { InvalidArgumentError, unauthenticated } from '../errors.js';
+import { AppError, type ErrorKind, InvalidArgumentError, unauthenticated } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { DecodeFailure } from './decoding.js';
 import { toStatus } from './status.js';
+
+const DATA_NEUTRAL = new Set<ErrorKind>([
+  'INVALID_ARGUMENT',
+  'UNAUTHENTICATED',
+  'RESOURCE_EXHAUSTED',
+  'UNAVAILABLE',
+  'CANCELLED',
+  'DEADLINE_EXCEEDED',
+]);
 
 export interface Principal {
   userId: string;
@@ -33,10 +41,19 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** The authenticated caller; set for every non-public method. */
   readonly principal: Principal | undefined;
+  /**
+   * For methods in `deferredLiveness`: the handler's own query has confirmed that the caller's
+   * session is live (see AdapterOptions.deferredLiveness).
+   */
+  confirmLive(): void;
 }
 
-/** Checks the call's credentials; throws UNAUTHENTICATED. */
-export type Authenticator = (metadata: Metadata) => Promise<Principal>;
+export interface Authenticator {
+  /** The bearer token alone (no I/O); throws UNAUTHENTICATED. */
+  verify(metadata: Metadata): Principal;
+  /** The token and its live session, with the caller's current roles; throws UNAUTHENTICATED. */
+  authenticate(metadata: Metadata, signal?: AbortSignal): Promise<Principal>;
+}
 
 interface UnaryMethod {
   path: string;
@@ -60,6 +77,14 @@ export interface AdapterOptions {
   authenticate: Authenticator;
   /** Method paths callable without a bearer token. */
   publicMethods: ReadonlySet<string>;
+  /**
+   * Read-only methods whose handler checks the caller's session in the same query as its read
+   * (one round trip instead of two). For them only the token is verified up front and
+   * `principal.roles` are the token's; if the handler has not called `ctx.confirmLive()` when it
+   * returns, the adapter runs the full session check before answering, so a live session is
+   * always proven before any data leaves.
+   */
+  deferredLiveness: ReadonlySet<string>;
   logger: Logger;
 }
 
@@ -74,12 +99,13 @@ export function adaptService<S extends Record<string, UnaryMethod>>(
   handlers: ServiceHandlers<S>,
   options: AdapterOptions,
 ): UntypedServiceImplementation {
-  const { authenticate, publicMethods, logger } = options;
+  const { authenticate, publicMethods, deferredLiveness, logger } = options;
   const impl: UntypedServiceImplementation = {};
   for (const key of Object.keys(definition) as (keyof S & string)[]) {
     const method = definition[key].path;
     const handler = handlers[key];
     const isPublic = publicMethods.has(method);
+    const deferred = deferredLiveness.has(method);
     impl[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const started = performance.now();
       logger.debug({ method }, 'rpc start');
@@ -97,11 +123,35 @@ export function adaptService<S extends Record<string, UnaryMethod>>(
             },
           ]);
         }
-        const principal = isPublic ? undefined : await authenticate(call.metadata);
-        const ctx: CallContext = { method, metadata: call.metadata, signal: controller.signal, principal };
-        return handler(call.request as never, ctx);
+        let live = !deferred;
+        const principal = isPublic
+          ? undefined
+          : deferred
+            ? authenticate.verify(call.metadata)
+            : await authenticate.authenticate(call.metadata, controller.signal);
+        const ctx: CallContext = {
+          method,
+          metadata: call.metadata,
+          signal: controller.signal,
+          principal,
+          confirmLive: () => {
+            live = true;
+          },
+        };
+        try {
+          const response = await handler(call.request as never, ctx);
+          if (!live) await authenticate.authenticate(call.metadata, controller.signal);
+          return response;
+        } catch (err) {
+          // no answer about data (NOT_FOUND, ...) may reach a caller whose session is not proven live;
+          // input errors and the server's own trouble say nothing about data and stay fast
+          if (!live && !(err instanceof AppError && DATA_NEUTRAL.has(err.kind))) {
+            await authenticate.authenticate(call.metadata, controller.signal);
+          }
+          throw err;
+        }
       };
-      runWithCallSignal(controller.signal, run).then(
+      run().then(
         (response) => {
           call.removeListener('cancelled', onCancelled);
           logger.info({ method, code: 'OK', ms: elapsed(started) }, 'rpc');

@@ -1,19 +1,20 @@
 import type { Metadata } from '@grpc/grpc-js';
-import { unauthenticated } from '../errors.js';
-import type { Authenticator } from '../grpc/adapter.js';
+import { BAD_ACCESS_TOKEN, unauthenticated } from '../errors.js';
+import type { Authenticator, Principal } from '../grpc/adapter.js';
 import type { SessionStore } from '../ports.js';
 import type { TokenService } from './tokens.js';
 
 const BEARER = /^bearer\s+(\S+)\s*$/i;
 
 /**
- * Bearer authentication: a valid access token (signature, algorithm, issuer, audience, expiry)
- * whose login session is still live and whose user still exists, read in one indexed query that
- * also returns the user's current email and roles. So a logged-out, rotated-away or deleted
- * account's token stops working at once, and a role taken away stops counting at once.
+ * Bearer authentication in two parts:
+ * - `verify`: the access token itself (signature, algorithm, issuer, audience, expiry), no I/O;
+ * - `authenticate`: that, plus one indexed query that its login session is still live and its user
+ *   still exists, returning the user's current email and roles. So a logged-out, rotated-away or
+ *   deleted account's token stops working at once, and a role taken away stops counting at once.
  */
 export function createAuthenticator(tokens: TokenService, sessions: SessionStore): Authenticator {
-  return async (metadata: Metadata) => {
+  const verify = (metadata: Metadata): Principal => {
     const values = metadata.get('authorization');
     if (values.length === 0) {
       throw unauthenticated('missing credentials: send metadata `authorization: Bearer <access token>`');
@@ -23,8 +24,16 @@ export function createAuthenticator(tokens: TokenService, sessions: SessionStore
       throw unauthenticated('malformed authorization metadata: expected `Bearer <access token>`');
     }
     const claims = tokens.verifyAccess(match[1]);
-    const live = claims ? await sessions.livePrincipal(claims.sessionId, claims.userId) : null;
-    if (!claims || !live) throw unauthenticated('invalid or expired access token');
-    return { userId: claims.userId, email: live.email, roles: live.roles, sessionId: claims.sessionId };
+    if (!claims) throw unauthenticated(BAD_ACCESS_TOKEN);
+    return { userId: claims.userId, email: claims.email, roles: claims.roles, sessionId: claims.sessionId };
+  };
+  return {
+    verify,
+    async authenticate(metadata, signal) {
+      const principal = verify(metadata);
+      const live = await sessions.livePrincipal(principal.sessionId, principal.userId, signal);
+      if (!live) throw unauthenticated(BAD_ACCESS_TOKEN);
+      return { ...principal, email: live.email, roles: live.roles };
+    },
   };
 }
