@@ -48,7 +48,7 @@ bench/results/<timestamp>.json and .html.
   --bcrypt-rounds <n>     BCRYPT_ROUNDS for the server and the bcrypt ceiling (default 12, the server's default)
   --procs <n>             load worker processes (default 2)
   --channels <n>          HTTP/2 connections per load worker and group (default 4)
-  --deadline-ms <n>       per-call deadline (default 10000)
+  --deadline-ms <n>       per-call deadline (default 30000)
   --workers <n>           WORKERS env of the server for the main run (default 1)
   --no-compare-workers    skip the GetUser run with WORKERS=2
   --cpu-prof              run the server under node --cpu-prof --cpu-prof-dir=bench/results/prof
@@ -130,7 +130,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     bcryptRounds: positiveInt('bcrypt-rounds', values['bcrypt-rounds'], 12, 4),
     procs: positiveInt('procs', values.procs, 2),
     channels: positiveInt('channels', values.channels, 4),
-    deadlineMs: positiveInt('deadline-ms', values['deadline-ms'], 10_000),
+    deadlineMs: positiveInt('deadline-ms', values['deadline-ms'], 30_000),
     workers: positiveInt('workers', values.workers, 1),
     compareWorkers: !values['no-compare-workers'],
     cpuProf: values['cpu-prof'] ?? false,

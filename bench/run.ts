@@ -531,7 +531,7 @@ async function main(): Promise<void> {
     if (shed.length) {
       run.server.notes.push(
         `RESOURCE_EXHAUSTED in ${shed.map((r) => `${r.name} c=${r.concurrency}`).join(', ')} is the server shedding load by design: ` +
-          'at most HASH_CONCURRENCY bcrypt operations run (default: one per core) and HASH_QUEUE_MAX (default 64) wait; ' +
+          'at most HASH_CONCURRENCY bcrypt operations run (default: one per core) and HASH_QUEUE_MAX (default 128) wait; ' +
           'further password calls are refused at once. Here the refused virtual users retry at once (closed loop, no back-off), ' +
           'so the count is a rate of retries. Zero errors at c=100 needs HASH_QUEUE_MAX >= 100 - HASH_CONCURRENCY (and a deadline above ~100 / bcrypt rate).',
       );

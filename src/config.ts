@@ -223,7 +223,7 @@ const schema = {
   HASH_QUEUE_MAX: {
     doc: 'Register/Login/ChangePassword calls that may wait for a hashing slot; more get RESOURCE_EXHAUSTED',
     format: int(0, 100_000),
-    default: 64,
+    default: 128,
     env: 'HASH_QUEUE_MAX',
   },
   LOGIN_MAX_FAILURES: {
