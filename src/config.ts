@@ -122,7 +122,7 @@ const schema = {
     env: 'DB_ECHO',
   },
   DB_SYNC: {
-    doc: 'Create missing tables and indexes at server start',
+    doc: 'Create missing tables, columns (additive only) and indexes at server start',
     format: 'strict-boolean',
     default: true,
     env: 'DB_SYNC',

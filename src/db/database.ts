@@ -126,6 +126,29 @@ class GuardedClient extends pg.Client {
 }
 const guardedPg = { ...pg, Client: GuardedClient };
 
+/**
+ * Adds the columns a newer version of a model has and an existing table lacks (additive only:
+ * new columns must be nullable or have a default). Without it, a DATA_DIR made by an older version
+ * would fail at start-up on an index over a new column. Tables that do not exist yet are left to
+ * sync(), which creates them whole.
+ */
+async function addMissingColumns(sequelize: Sequelize): Promise<void> {
+  const qi = sequelize.getQueryInterface();
+  for (const model of Object.values(sequelize.models)) {
+    const table = model.getTableName() as string;
+    let existing: Record<string, unknown>;
+    try {
+      existing = await qi.describeTable(table);
+    } catch {
+      continue;
+    }
+    for (const [name, attribute] of Object.entries(model.getAttributes())) {
+      const column = attribute.field ?? name;
+      if (!(column in existing)) await qi.addColumn(table, column, attribute);
+    }
+  }
+}
+
 export function createDatabase(url: string, config: AppConfig['db'], logger: Logger): Database {
   const { pool } = config;
   const bornAt = new WeakMap<object, number>();
@@ -236,6 +259,7 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
     transaction: <T>(work: (t: Transaction) => Promise<T>) => run(() => sequelize.transaction(work)),
     sync: () =>
       run(async () => {
+        await addMissingColumns(sequelize);
         await sequelize.sync();
         for (const sql of EXTRA_INDEXES_SQL) await sequelize.query(sql);
       }),
