@@ -3,18 +3,13 @@
  * (RPS and p99 against concurrency per scenario with its ceiling, latency histograms).
  */
 import { BINS_PER_DECADE, binLowerUs } from './protocol.js';
-import { ceilingName, errorsCell } from './report-text.js';
+import { ceilingName, errorsCell, formatters } from './report-text.js';
 import type { Row, RunResult, VerdictResult } from './results.js';
 import { MIX, OP_LABEL, type Op, SCENARIO_INFO, SCENARIOS, type Scenario } from './scenarios.js';
 
 const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmt = (n: number | undefined, digits = 0) =>
-  n === undefined || !Number.isFinite(n)
-    ? '–'
-    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const ms = (n: number | undefined) => fmt(n, n !== undefined && n < 10 ? 2 : 1);
-const rps = (n: number | undefined) => fmt(n, n !== undefined && n < 100 ? 1 : 0);
+const { fmt, ms, rps } = formatters('–');
 
 const COLORS = { main: '#2563eb', ceiling: '#6b7280', pg: '#059669', alt: '#dc2626' };
 

@@ -2,12 +2,19 @@
 import type { Row, RunResult } from './results.js';
 import { MIX, OP_LABEL, type Op, SCENARIO_INFO, SCENARIOS, type Scenario } from './scenarios.js';
 
-const fmt = (n: number | undefined, digits = 0) =>
-  n === undefined || !Number.isFinite(n)
-    ? '-'
-    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const ms = (n: number | undefined) => fmt(n, n !== undefined && n < 10 ? 2 : 1);
-const rps = (n: number | undefined) => fmt(n, n !== undefined && n < 100 ? 1 : 0);
+/** Number formatting shared by the text and HTML reports; `missing` stands for no value. */
+export const formatters = (missing: string) => {
+  const fmt = (n: number | undefined, digits = 0) =>
+    n === undefined || !Number.isFinite(n)
+      ? missing
+      : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return {
+    fmt,
+    ms: (n: number | undefined) => fmt(n, n !== undefined && n < 10 ? 2 : 1),
+    rps: (n: number | undefined) => fmt(n, n !== undefined && n < 100 ? 1 : 0),
+  };
+};
+const { fmt, ms, rps } = formatters('-');
 
 /** A plain-text table; `align` has one letter per column, l or r (default: first left, rest right). */
 export function table(
