@@ -18,8 +18,8 @@ import {
 } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import type { AppConfig } from './config.js';
-import { createDatabase, type Database, type PoolStats } from './db/database.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import type { Database, PoolStats } from './db/database.js';
+import { openDatabase } from './db/open.js';
 import { createSessionStore } from './db/session.store.js';
 import { createLoginThrottleStore } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
@@ -56,21 +56,9 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await fn().catch((err) => logger.error({ err }, 'error while stopping'));
   };
   try {
-    let url = config.db.url;
-    let embedded: EmbeddedPostgres | undefined;
-    if (!url) {
-      embedded = await startEmbeddedPostgres({
-        dataDir: config.db.dataDir,
-        port: config.db.embeddedPort,
-        logger,
-      });
-      cleanups.push(() => (embedded as EmbeddedPostgres).stop());
-      url = embedded.url;
-    }
-    const db = createDatabase(url, config.db, logger);
-    cleanups.push(() => db.close());
-    await db.ping();
-    if (config.db.sync) await db.sync();
+    const opened = await openDatabase(config.db, logger);
+    cleanups.push(() => opened.close());
+    const { db } = opened;
 
     const batching = { maxBatch: 500, maxInFlight: 2, maxWaitMs: config.db.pool.acquireMs };
     const users = createUserStore(db, batching);

@@ -9,8 +9,7 @@
  */
 import { createUserService } from '../services/user/user.service.js';
 import { loadConfig, loadDotEnv } from './config.js';
-import { createDatabase } from './db/database.js';
-import { attachEmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import { openDatabase } from './db/open.js';
 import { createUserStore } from './db/user.store.js';
 import { AppError } from './errors.js';
 import { createLogger } from './logger.js';
@@ -31,16 +30,10 @@ async function main(argv: string[]): Promise<number> {
   loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  let url = config.db.url || attachEmbeddedPostgres(config.db.dataDir);
-  const embedded = url
-    ? undefined
-    : await startEmbeddedPostgres({ dataDir: config.db.dataDir, port: config.db.embeddedPort, logger });
-  url ??= embedded?.url ?? '';
-  const db = createDatabase(url, config.db, logger);
+  const opened = await openDatabase(config.db, logger, { attachToRunningServer: true });
   try {
-    if (config.db.sync) await db.sync();
     const users = createUserService({
-      users: createUserStore(db, { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.db.pool.acquireMs }),
+      users: createUserStore(opened.db, { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.db.pool.acquireMs }),
       pageTokens: createPageTokenCodec(config.auth.secretKey),
     });
     const user = await users.setRole(email, 'admin', grant);
@@ -50,8 +43,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${err instanceof AppError ? err.message : String(err)}\n`);
     return 1;
   } finally {
-    await db.close();
-    await embedded?.stop();
+    await opened.close();
   }
 }
 

@@ -10,8 +10,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { startApp } from './app.js';
 import { type AppConfig, ConfigError, loadConfig, loadDotEnv } from './config.js';
-import { createDatabase } from './db/database.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import { openDatabase } from './db/open.js';
 import { createLogger, type Logger } from './logger.js';
 
 type Message = { type: 'serving'; port: number };
@@ -49,24 +48,9 @@ async function runServer(config: AppConfig, logger: Logger): Promise<void> {
 }
 
 async function runPrimary(config: AppConfig, logger: Logger): Promise<void> {
-  let embedded: EmbeddedPostgres | undefined;
-  let url = config.db.url;
-  if (!url) {
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.db.dataDir,
-      port: config.db.embeddedPort,
-      logger,
-      logStatements: config.db.echo,
-    });
-    url = embedded.url;
-  }
-  const db = createDatabase(url, config.db, logger);
-  try {
-    await db.ping();
-    if (config.db.sync) await db.sync();
-  } finally {
-    await db.close();
-  }
+  // The database is opened (and its schema synced) once, here; workers only connect to it.
+  const { url, db, embedded } = await openDatabase(config.db, logger);
+  await db.close();
 
   const workerEnv = { DATABASE_URL: url, DB_SYNC: 'false', WORKERS: '1' };
   let stopping = false;

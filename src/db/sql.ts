@@ -1,11 +1,13 @@
 /** SQL fragments shared by the stores. */
 
-export const USER_COLUMNS = `id, email, display_name AS "displayName", roles,
-  created_at AS "createTime", updated_at AS "updateTime"`;
+/** The columns of a UserRecord, optionally qualified with a table alias. */
+const userColumns = (alias = '') =>
+  `${alias}id, ${alias}email, ${alias}display_name AS "displayName", ${alias}roles,
+  ${alias}created_at AS "createTime", ${alias}updated_at AS "updateTime"`;
 
-/** The same columns, qualified with the alias `u`. */
-export const U_USER_COLUMNS = `u.id, u.email, u.display_name AS "displayName", u.roles,
-  u.created_at AS "createTime", u.updated_at AS "updateTime"`;
+export const USER_COLUMNS = userColumns();
+/** The same columns of the table aliased `u`. */
+export const U_USER_COLUMNS = userColumns('u.');
 
 export const INSERT_SESSION_SQL = 'INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, now())';
 

@@ -100,6 +100,17 @@ function checkField(
   reader.skip(wireType);
 }
 
+/** Fields by number, built once per message type (not on every request). */
+const fieldsByNumber = new WeakMap<DescMessage, Map<number, DescField>>();
+function fieldOf(desc: DescMessage, fieldNo: number): DescField | undefined {
+  let byNumber = fieldsByNumber.get(desc);
+  if (!byNumber) {
+    byNumber = new Map(desc.fields.map((f) => [f.number, f]));
+    fieldsByNumber.set(desc, byNumber);
+  }
+  return byNumber.get(fieldNo);
+}
+
 function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth: number): void {
   if (depth > MAX_DEPTH) throw new WireError(path, 'the message is nested too deeply');
   const reader = new BinaryReader(bytes);
@@ -108,7 +119,7 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
     if (wireType === WireType.StartGroup || wireType === WireType.EndGroup || wireType > WireType.Bit32) {
       throw new WireError(path, `unsupported wire type ${wireType}`);
     }
-    const field = desc.fields.find((f) => f.number === fieldNo);
+    const field = fieldOf(desc, fieldNo);
     if (field) checkField(reader, field, wireType, path, depth);
     else reader.skip(wireType);
   }

@@ -1,0 +1,54 @@
+/**
+ * Opens the database the configuration names: DATABASE_URL, or else the embedded PostgreSQL under
+ * DATA_DIR (optionally the one a running server already started there); then checks it answers
+ * and, with DB_SYNC, creates what is missing. The one way the server, the cluster primary and the
+ * operator command reach their database.
+ */
+import type { AppConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { createDatabase, type Database } from './database.js';
+import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+
+export interface OpenedDatabase {
+  /** Where it is (for processes that open their own pool, such as cluster workers). */
+  url: string;
+  db: Database;
+  /** Set when this process started the embedded database (and so must stop it). */
+  embedded: EmbeddedPostgres | undefined;
+  /** Closes the pool, then stops the embedded database if this process started it. */
+  close(): Promise<void>;
+}
+
+export async function openDatabase(
+  config: AppConfig['db'],
+  logger: Logger,
+  options: { attachToRunningServer?: boolean } = {},
+): Promise<OpenedDatabase> {
+  let url = config.url || (options.attachToRunningServer ? attachEmbeddedPostgres(config.dataDir) : null);
+  let embedded: EmbeddedPostgres | undefined;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      port: config.embeddedPort,
+      logger,
+      logStatements: config.echo,
+    });
+    url = embedded.url;
+  }
+  const db = createDatabase(url, config, logger);
+  const close = async () => {
+    try {
+      await db.close();
+    } finally {
+      await embedded?.stop();
+    }
+  };
+  try {
+    await db.ping();
+    if (config.sync) await db.sync();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { url, db, embedded, close };
+}
