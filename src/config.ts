@@ -1,30 +1,224 @@
 /**
- * The one place that reads the environment. Every knob is a convict key named exactly like its
- * environment variable, with a doc, a format and a default; `.env.example` lists the same keys.
+ * The one place that reads the environment. Every knob is declared once, below: its name is its
+ * environment variable, and its declaration carries the doc, the type with its bounds and the
+ * default. `AppConfig` is derived from the declarations, `.env.example` and the README's
+ * configuration table are generated from them (`npm run gen:config`), and a test drives every knob.
  * A bad value stops start-up with a message naming the variable and what it accepts.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import convict from 'convict';
 
 export const DEV_SECRET_KEY = 'dev-only-insecure-secret-change-me';
 const MIN_PRODUCTION_SECRET_BYTES = 32;
 
-/** Registers an integer format with bounds and returns its name (convict coerces env strings by format). */
-function int(min: number, max = Number.MAX_SAFE_INTEGER): string {
-  const name = `int[${min},${max}]`;
-  convict.addFormat({
-    name,
-    coerce: (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v),
-    validate: (v: unknown) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-        const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-        throw new Error(`must be an integer ${range}`);
-      }
-    },
-  });
-  return name;
+/** What a knob accepts; drives validation, the generated docs and the configuration test. */
+export type KnobType =
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'bool' }
+  | { kind: 'enum'; values: readonly string[] }
+  /** Any string; `nonEmpty` refuses '' and blanks. */
+  | { kind: 'string'; nonEmpty: boolean }
+  | { kind: 'postgres-url' };
+
+export interface Knob<T> {
+  doc: string;
+  type: KnobType;
+  default: T;
+  /** Never printed (not in errors, not in logs). */
+  sensitive: boolean;
 }
+
+const int = (doc: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): Knob<number> => ({
+  doc,
+  type: { kind: 'int', min, max },
+  default: def,
+  sensitive: false,
+});
+const bool = (doc: string, def: boolean): Knob<boolean> => ({
+  doc,
+  type: { kind: 'bool' },
+  default: def,
+  sensitive: false,
+});
+const oneOf = <const V extends readonly string[]>(
+  doc: string,
+  values: V,
+  def: V[number],
+): Knob<V[number]> => ({
+  doc,
+  type: { kind: 'enum', values },
+  default: def,
+  sensitive: false,
+});
+const str = (
+  doc: string,
+  def: string,
+  options: { nonEmpty?: boolean; sensitive?: boolean } = {},
+): Knob<string> => ({
+  doc,
+  type: { kind: 'string', nonEmpty: options.nonEmpty ?? true },
+  default: def,
+  sensitive: options.sensitive ?? false,
+});
+
+export const CONFIG_SCHEMA = {
+  NODE_ENV: oneOf(
+    '`production` refuses a missing, default or short (< 32 bytes) SECRET_KEY',
+    ['development', 'production', 'test'],
+    'development',
+  ),
+  GRPC_HOST: str('Address the gRPC server listens on', '0.0.0.0'),
+  GRPC_PORT: int('Port the gRPC server listens on (0: a free port)', 50051, 0, 65535),
+  GRPC_MAX_RECEIVE_BYTES: int(
+    'Largest request message accepted; larger ones get RESOURCE_EXHAUSTED',
+    64 * 1024,
+    1024,
+    16 * 1024 * 1024,
+  ),
+  SHUTDOWN_GRACE_MS: int(
+    'On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled',
+    10_000,
+    0,
+    600_000,
+  ),
+  DATABASE_URL: {
+    doc: 'Empty: start an embedded PostgreSQL under DATA_DIR; else a `postgres://` URL',
+    type: { kind: 'postgres-url' },
+    default: '',
+    sensitive: true,
+  } satisfies Knob<string> as Knob<string>,
+  DATA_DIR: str("The embedded PostgreSQL's files (kept across restarts)", './.data'),
+  EMBEDDED_PG_PORT: int("The embedded PostgreSQL's port on 127.0.0.1 (0: a free port)", 0, 0, 65535),
+  DB_ECHO: bool('Log every SQL statement (debugging only); otherwise no SQL reaches the logs', false),
+  DB_SYNC: bool(
+    'Create missing tables, columns (additive only) and indexes at server start; never drops or alters',
+    true,
+  ),
+  DB_POOL_MAX: int('Most connections in the pool', 30, 1, 1000),
+  DB_POOL_MIN: int('Connections the pool keeps open when idle (at most DB_POOL_MAX)', 2, 0, 1000),
+  DB_POOL_ACQUIRE_MS: int(
+    'How long a call waits for a pooled connection before it gets RESOURCE_EXHAUSTED',
+    30_000,
+    1,
+    600_000,
+  ),
+  DB_POOL_IDLE_MS: int('Idle time before a connection above DB_POOL_MIN is closed', 10_000, 1, 86_400_000),
+  DB_POOL_EVICT_MS: int('How often idle connections are checked for eviction', 1_000, 1, 86_400_000),
+  DB_POOL_RECYCLE_S: int(
+    "Connections older than this are closed instead of reused (the pool's validate also drops broken ones)",
+    3_600,
+    1,
+    604_800,
+  ),
+  DB_CONNECT_TIMEOUT_MS: int('How long opening one database connection may take', 5_000, 1, 600_000),
+  DB_STATEMENT_TIMEOUT_MS: int('Longest a single SQL statement may run (0: no limit)', 15_000, 0, 3_600_000),
+  SECRET_KEY: str(
+    'JWT signing key (HS256) and the root of the page-token key; at least 32 bytes in production (`openssl rand -base64 48`)',
+    DEV_SECRET_KEY,
+    { sensitive: true },
+  ),
+  JWT_ISSUER: str('`iss` claim of access tokens', 'connectsphere-auth'),
+  JWT_AUDIENCE: str('`aud` claim of access tokens', 'connectsphere'),
+  ACCESS_TOKEN_EXPIRE_MINUTES: int('Access-token lifetime in minutes', 30, 1, 1440),
+  REFRESH_TOKEN_EXPIRE_DAYS: int('Refresh-token lifetime in days', 14, 1, 365),
+  REFRESH_REUSE_GRACE_SECONDS: int(
+    'A refresh token presented again this soon after its rotation gets a new pair instead of ending the session (0: strict)',
+    0,
+    0,
+    300,
+  ),
+  BCRYPT_ROUNDS: int('bcrypt cost (12 ≈ 230 ms of one core per hash on a small machine)', 12, 4, 15),
+  HASH_CONCURRENCY: int('bcrypt operations run at once on the libuv pool (0: one per CPU core)', 0, 0, 64),
+  HASH_NICE: int(
+    'Nice value of the hashing threads (Linux): higher lets other RPCs win the CPU during a login flood; 0: unchanged',
+    19,
+    0,
+    19,
+  ),
+  HASH_QUEUE_MAX: int(
+    'Register/Login/ChangePassword calls that may wait for a hashing slot; more get RESOURCE_EXHAUSTED',
+    128,
+    0,
+    100_000,
+  ),
+  LOGIN_MAX_FAILURES: int(
+    'Consecutive failed logins for one account before further attempts are refused for a while',
+    5,
+    1,
+    1000,
+  ),
+  LOGIN_LOCKOUT_BASE_S: int(
+    'First refusal period after LOGIN_MAX_FAILURES failures; doubles with every further failure',
+    30,
+    1,
+    86_400,
+  ),
+  LOGIN_LOCKOUT_MAX_S: int('Longest refusal period', 3_600, 1, 604_800),
+  LOGIN_FAILURE_WINDOW_S: int(
+    'A failure older than this no longer counts towards LOGIN_MAX_FAILURES',
+    900,
+    1,
+    604_800,
+  ),
+  DB_HEALTH_INTERVAL_MS: int(
+    'How often the database is pinged for the health service (NOT_SERVING while it fails; 0: never)',
+    1_000,
+    0,
+    600_000,
+  ),
+  STATS_LOG_INTERVAL_S: int('Log memory, pool and hashing figures this often (0: never)', 0, 0, 86_400),
+  WORKERS: int('Server processes sharing the port (Node cluster); 0: one per CPU core', 1, 0, 64),
+  LOG_LEVEL: oneOf(
+    'Structured JSON log level (one line per RPC at `info`)',
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    'info',
+  ),
+} as const satisfies Record<string, Knob<unknown>>;
+
+type Schema = typeof CONFIG_SCHEMA;
+export type ConfigKey = keyof Schema;
+/** The whole configuration, one property per environment variable. */
+export type AppConfig = { readonly [K in ConfigKey]: Schema[K] extends Knob<infer T> ? T : never };
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Loads `.env` from the working directory into process.env when present (real env vars win). */
+export function loadDotEnv(file = '.env'): void {
+  if (fs.existsSync(file)) process.loadEnvFile(file);
+}
+
+// ---- convict formats, one per knob type (convict coerces env strings by format) ----
+
+const formatName = (t: KnobType): string | readonly string[] => {
+  switch (t.kind) {
+    case 'int': {
+      const name = `int[${t.min},${t.max}]`;
+      convict.addFormat({
+        name,
+        coerce: (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v),
+        validate: (v: unknown) => {
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < t.min || v > t.max) {
+            const range = t.max === Number.MAX_SAFE_INTEGER ? `>= ${t.min}` : `from ${t.min} to ${t.max}`;
+            throw new Error(`must be an integer ${range}`);
+          }
+        },
+      });
+      return name;
+    }
+    case 'bool':
+      return 'strict-boolean';
+    case 'enum':
+      return t.values;
+    case 'string':
+      return t.nonEmpty ? 'non-empty-string' : 'any-string';
+    case 'postgres-url':
+      return 'postgres-url';
+  }
+};
 
 convict.addFormat({
   name: 'strict-boolean',
@@ -36,6 +230,20 @@ convict.addFormat({
   },
   validate: (v: unknown) => {
     if (typeof v !== 'boolean') throw new Error('must be true or false');
+  },
+});
+
+convict.addFormat({
+  name: 'non-empty-string',
+  validate: (v: unknown) => {
+    if (typeof v !== 'string' || v.trim() === '') throw new Error('must be a non-empty string');
+  },
+});
+
+convict.addFormat({
+  name: 'any-string',
+  validate: (v: unknown) => {
+    if (typeof v !== 'string') throw new Error('must be a string');
   },
 });
 
@@ -58,364 +266,50 @@ convict.addFormat({
   },
 });
 
-convict.addFormat({
-  name: 'non-empty-string',
-  validate: (v: unknown) => {
-    if (typeof v !== 'string' || v.trim() === '') throw new Error('must be a non-empty string');
-  },
-});
+const convictSchema = Object.fromEntries(
+  Object.entries(CONFIG_SCHEMA).map(([key, knob]) => {
+    const k = knob as Knob<unknown>;
+    return [
+      key,
+      { doc: k.doc, format: formatName(k.type), default: k.default, env: key, sensitive: k.sensitive },
+    ];
+  }),
+);
 
-const schema = {
-  NODE_ENV: {
-    doc: '`production` refuses a missing, default or short SECRET_KEY',
-    format: ['development', 'production', 'test'],
-    default: 'development',
-    env: 'NODE_ENV',
-  },
-  GRPC_HOST: {
-    doc: 'Address the gRPC server listens on',
-    format: 'non-empty-string',
-    default: '0.0.0.0',
-    env: 'GRPC_HOST',
-  },
-  GRPC_PORT: {
-    doc: 'Port the gRPC server listens on (0: a free port)',
-    format: int(0, 65535),
-    default: 50051,
-    env: 'GRPC_PORT',
-  },
-  GRPC_MAX_RECEIVE_BYTES: {
-    doc: 'Largest request message accepted; larger ones get RESOURCE_EXHAUSTED',
-    format: int(1024, 16 * 1024 * 1024),
-    default: 64 * 1024,
-    env: 'GRPC_MAX_RECEIVE_BYTES',
-  },
-  SHUTDOWN_GRACE_MS: {
-    doc: 'On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled',
-    format: int(0, 600_000),
-    default: 10_000,
-    env: 'SHUTDOWN_GRACE_MS',
-  },
-  DATABASE_URL: {
-    doc: 'Empty: start an embedded PostgreSQL under DATA_DIR; else a postgres:// URL',
-    format: 'postgres-url',
-    default: '',
-    env: 'DATABASE_URL',
-    sensitive: true,
-  },
-  DATA_DIR: {
-    doc: 'Where the embedded PostgreSQL keeps its files (kept across restarts)',
-    format: 'non-empty-string',
-    default: './.data',
-    env: 'DATA_DIR',
-  },
-  EMBEDDED_PG_PORT: {
-    doc: "The embedded PostgreSQL's port on 127.0.0.1 (0: a free port)",
-    format: int(0, 65535),
-    default: 0,
-    env: 'EMBEDDED_PG_PORT',
-  },
-  DB_ECHO: {
-    doc: 'Log every SQL statement (debugging only)',
-    format: 'strict-boolean',
-    default: false,
-    env: 'DB_ECHO',
-  },
-  DB_SYNC: {
-    doc: 'Create missing tables, columns (additive only) and indexes at server start',
-    format: 'strict-boolean',
-    default: true,
-    env: 'DB_SYNC',
-  },
-  DB_POOL_MAX: { doc: 'Most connections in the pool', format: int(1, 1000), default: 30, env: 'DB_POOL_MAX' },
-  DB_POOL_MIN: {
-    doc: 'Connections the pool keeps open when idle',
-    format: int(0, 1000),
-    default: 2,
-    env: 'DB_POOL_MIN',
-  },
-  DB_POOL_ACQUIRE_MS: {
-    doc: 'How long a request waits for a pooled connection before it fails',
-    format: int(1, 600_000),
-    default: 30_000,
-    env: 'DB_POOL_ACQUIRE_MS',
-  },
-  DB_POOL_IDLE_MS: {
-    doc: 'Idle time before a connection above the minimum is closed',
-    format: int(1, 86_400_000),
-    default: 10_000,
-    env: 'DB_POOL_IDLE_MS',
-  },
-  DB_POOL_EVICT_MS: {
-    doc: 'How often idle connections are checked for eviction',
-    format: int(1, 86_400_000),
-    default: 1_000,
-    env: 'DB_POOL_EVICT_MS',
-  },
-  DB_POOL_RECYCLE_S: {
-    doc: 'Connections older than this are closed instead of reused',
-    format: int(1, 604_800),
-    default: 3_600,
-    env: 'DB_POOL_RECYCLE_S',
-  },
-  DB_CONNECT_TIMEOUT_MS: {
-    doc: 'How long opening one database connection may take',
-    format: int(1, 600_000),
-    default: 5_000,
-    env: 'DB_CONNECT_TIMEOUT_MS',
-  },
-  DB_STATEMENT_TIMEOUT_MS: {
-    doc: 'Longest a single SQL statement may run (0: no limit)',
-    format: int(0, 3_600_000),
-    default: 15_000,
-    env: 'DB_STATEMENT_TIMEOUT_MS',
-  },
-  SECRET_KEY: {
-    doc: 'JWT signing key (HS256); at least 32 bytes in production',
-    format: 'non-empty-string',
-    default: DEV_SECRET_KEY,
-    env: 'SECRET_KEY',
-    sensitive: true,
-  },
-  JWT_ISSUER: {
-    doc: 'iss claim of access tokens',
-    format: 'non-empty-string',
-    default: 'connectsphere-auth',
-    env: 'JWT_ISSUER',
-  },
-  JWT_AUDIENCE: {
-    doc: 'aud claim of access tokens',
-    format: 'non-empty-string',
-    default: 'connectsphere',
-    env: 'JWT_AUDIENCE',
-  },
-  ACCESS_TOKEN_EXPIRE_MINUTES: {
-    doc: 'Access-token lifetime in minutes',
-    format: int(1, 1440),
-    default: 30,
-    env: 'ACCESS_TOKEN_EXPIRE_MINUTES',
-  },
-  REFRESH_TOKEN_EXPIRE_DAYS: {
-    doc: 'Refresh-token lifetime in days',
-    format: int(1, 365),
-    default: 14,
-    env: 'REFRESH_TOKEN_EXPIRE_DAYS',
-  },
-  REFRESH_REUSE_GRACE_SECONDS: {
-    doc: 'A refresh token presented again this soon after its rotation gets a new pair instead of ending the session (0: strict)',
-    format: int(0, 300),
-    default: 0,
-    env: 'REFRESH_REUSE_GRACE_SECONDS',
-  },
-  BCRYPT_ROUNDS: { doc: 'bcrypt cost', format: int(4, 15), default: 12, env: 'BCRYPT_ROUNDS' },
-  HASH_CONCURRENCY: {
-    doc: 'bcrypt operations run at once on the libuv pool (0: one per CPU core)',
-    format: int(0, 64),
-    default: 0,
-    env: 'HASH_CONCURRENCY',
-  },
-  HASH_NICE: {
-    doc: 'Nice value of the hashing threads (Linux): higher lets other RPCs win the CPU during a login flood; 0: unchanged',
-    format: int(0, 19),
-    default: 19,
-    env: 'HASH_NICE',
-  },
-  HASH_QUEUE_MAX: {
-    doc: 'Register/Login/ChangePassword calls that may wait for a hashing slot; more get RESOURCE_EXHAUSTED',
-    format: int(0, 100_000),
-    default: 128,
-    env: 'HASH_QUEUE_MAX',
-  },
-  LOGIN_MAX_FAILURES: {
-    doc: 'Consecutive failed logins for one account before further attempts are refused for a while',
-    format: int(1, 1000),
-    default: 5,
-    env: 'LOGIN_MAX_FAILURES',
-  },
-  LOGIN_LOCKOUT_BASE_S: {
-    doc: 'First refusal period after LOGIN_MAX_FAILURES failures; doubles with every further failure',
-    format: int(1, 86_400),
-    default: 30,
-    env: 'LOGIN_LOCKOUT_BASE_S',
-  },
-  LOGIN_LOCKOUT_MAX_S: {
-    doc: 'Longest refusal period',
-    format: int(1, 604_800),
-    default: 3_600,
-    env: 'LOGIN_LOCKOUT_MAX_S',
-  },
-  LOGIN_FAILURE_WINDOW_S: {
-    doc: 'A failure older than this no longer counts towards LOGIN_MAX_FAILURES',
-    format: int(1, 604_800),
-    default: 900,
-    env: 'LOGIN_FAILURE_WINDOW_S',
-  },
-  DB_HEALTH_INTERVAL_MS: {
-    doc: 'How often the database is pinged for the health service (NOT_SERVING while it fails; 0: never)',
-    format: int(0, 600_000),
-    default: 1_000,
-    env: 'DB_HEALTH_INTERVAL_MS',
-  },
-  STATS_LOG_INTERVAL_S: {
-    doc: 'Log memory, pool and hashing figures this often (0: never)',
-    format: int(0, 86_400),
-    default: 0,
-    env: 'STATS_LOG_INTERVAL_S',
-  },
-  WORKERS: {
-    doc: 'Server processes sharing the port (Node cluster); 0: one per CPU core',
-    format: int(0, 64),
-    default: 1,
-    env: 'WORKERS',
-  },
-  LOG_LEVEL: {
-    doc: 'Structured JSON log level',
-    format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
-    default: 'info',
-    env: 'LOG_LEVEL',
-  },
-} as const;
-
-type Env = Record<string, string | undefined>;
-
-export interface PoolConfig {
-  max: number;
-  min: number;
-  acquireMs: number;
-  idleMs: number;
-  evictMs: number;
-  recycleS: number;
-}
-
-export interface AppConfig {
-  env: 'development' | 'production' | 'test';
-  grpc: { host: string; port: number; maxReceiveBytes: number };
-  shutdownGraceMs: number;
-  db: {
-    url: string;
-    dataDir: string;
-    embeddedPort: number;
-    echo: boolean;
-    sync: boolean;
-    pool: PoolConfig;
-    connectTimeoutMs: number;
-    statementTimeoutMs: number;
-  };
-  auth: {
-    secretKey: string;
-    issuer: string;
-    audience: string;
-    accessTokenTtlS: number;
-    refreshTokenTtlS: number;
-    refreshReuseGraceS: number;
-    bcryptRounds: number;
-    hashConcurrency: number;
-    hashQueueMax: number;
-    hashNice: number;
-    login: { maxFailures: number; lockoutBaseS: number; lockoutMaxS: number; failureWindowS: number };
-  };
-  dbHealthIntervalMs: number;
-  statsLogIntervalS: number;
-  workers: number;
-  logLevel: string;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-/** Loads `.env` from the working directory into process.env when present (real env vars win). */
-export function loadDotEnv(file = '.env'): void {
-  if (fs.existsSync(file)) process.loadEnvFile(file);
+/** Rules across knobs, or that depend on NODE_ENV; each returns a message naming the variable. */
+function crossChecks(c: AppConfig): string[] {
+  const problems: string[] = [];
+  if (c.DB_POOL_MIN > c.DB_POOL_MAX) {
+    problems.push(
+      `DB_POOL_MIN: must not exceed DB_POOL_MAX (${c.DB_POOL_MAX}): value was "${c.DB_POOL_MIN}"`,
+    );
+  }
+  if (c.NODE_ENV === 'production') {
+    if (c.SECRET_KEY === DEV_SECRET_KEY) {
+      problems.push(
+        'SECRET_KEY: must be set in production (the built-in development key is public); ' +
+          `use at least ${MIN_PRODUCTION_SECRET_BYTES} random bytes, e.g. \`openssl rand -base64 48\``,
+      );
+    } else if (Buffer.byteLength(c.SECRET_KEY, 'utf8') < MIN_PRODUCTION_SECRET_BYTES) {
+      problems.push(
+        `SECRET_KEY: must be at least ${MIN_PRODUCTION_SECRET_BYTES} bytes in production, e.g. \`openssl rand -base64 48\``,
+      );
+    }
+  }
+  return problems;
 }
 
 /** Reads and validates the configuration; throws ConfigError listing every bad variable. */
 export function loadConfig(env: Env = process.env): AppConfig {
   // `args: []`: never parse process.argv (test runners and CLIs have their own flags).
-  const conf = convict(schema, { env, args: [] });
+  const conf = convict(convictSchema, { env, args: [] });
   try {
     conf.validate({ allowed: 'strict' });
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n${(err as Error).message}`);
   }
-  const get = <K extends keyof typeof schema>(key: K) => conf.get(key) as unknown;
-  const num = (key: keyof typeof schema) => get(key) as number;
-  const str = (key: keyof typeof schema) => get(key) as string;
-  const bool = (key: keyof typeof schema) => get(key) as boolean;
-
-  const nodeEnv = str('NODE_ENV') as AppConfig['env'];
-  const secretKey = str('SECRET_KEY');
-  if (nodeEnv === 'production') {
-    if (secretKey === DEV_SECRET_KEY) {
-      throw new ConfigError(
-        'invalid configuration:\nSECRET_KEY: must be set in production (the built-in development key is public); ' +
-          `use at least ${MIN_PRODUCTION_SECRET_BYTES} random bytes, e.g. \`openssl rand -base64 48\``,
-      );
-    }
-    if (Buffer.byteLength(secretKey, 'utf8') < MIN_PRODUCTION_SECRET_BYTES) {
-      throw new ConfigError(
-        `invalid configuration:\nSECRET_KEY: must be at least ${MIN_PRODUCTION_SECRET_BYTES} bytes in production, ` +
-          'e.g. `openssl rand -base64 48`',
-      );
-    }
-  }
-  const pool: PoolConfig = {
-    max: num('DB_POOL_MAX'),
-    min: num('DB_POOL_MIN'),
-    acquireMs: num('DB_POOL_ACQUIRE_MS'),
-    idleMs: num('DB_POOL_IDLE_MS'),
-    evictMs: num('DB_POOL_EVICT_MS'),
-    recycleS: num('DB_POOL_RECYCLE_S'),
-  };
-  if (pool.min > pool.max) {
-    throw new ConfigError(
-      `invalid configuration:\nDB_POOL_MIN: must not exceed DB_POOL_MAX (${pool.max}): value was "${pool.min}"`,
-    );
-  }
-  return {
-    env: nodeEnv,
-    grpc: { host: str('GRPC_HOST'), port: num('GRPC_PORT'), maxReceiveBytes: num('GRPC_MAX_RECEIVE_BYTES') },
-    shutdownGraceMs: num('SHUTDOWN_GRACE_MS'),
-    db: {
-      url: str('DATABASE_URL'),
-      dataDir: str('DATA_DIR'),
-      embeddedPort: num('EMBEDDED_PG_PORT'),
-      echo: bool('DB_ECHO'),
-      sync: bool('DB_SYNC'),
-      pool,
-      connectTimeoutMs: num('DB_CONNECT_TIMEOUT_MS'),
-      statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'),
-    },
-    auth: {
-      secretKey,
-      issuer: str('JWT_ISSUER'),
-      audience: str('JWT_AUDIENCE'),
-      accessTokenTtlS: num('ACCESS_TOKEN_EXPIRE_MINUTES') * 60,
-      refreshTokenTtlS: num('REFRESH_TOKEN_EXPIRE_DAYS') * 86_400,
-      refreshReuseGraceS: num('REFRESH_REUSE_GRACE_SECONDS'),
-      bcryptRounds: num('BCRYPT_ROUNDS'),
-      hashConcurrency: num('HASH_CONCURRENCY'),
-      hashQueueMax: num('HASH_QUEUE_MAX'),
-      hashNice: num('HASH_NICE'),
-      login: {
-        maxFailures: num('LOGIN_MAX_FAILURES'),
-        lockoutBaseS: num('LOGIN_LOCKOUT_BASE_S'),
-        lockoutMaxS: num('LOGIN_LOCKOUT_MAX_S'),
-        failureWindowS: num('LOGIN_FAILURE_WINDOW_S'),
-      },
-    },
-    dbHealthIntervalMs: num('DB_HEALTH_INTERVAL_MS'),
-    statsLogIntervalS: num('STATS_LOG_INTERVAL_S'),
-    workers: num('WORKERS') || os.availableParallelism(),
-    logLevel: str('LOG_LEVEL'),
-  };
+  const config = Object.freeze(conf.getProperties()) as AppConfig;
+  const problems = crossChecks(config);
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  return config;
 }
-
-/** The documented keys with their defaults, for `.env.example` and its test. */
-export const CONFIG_KEYS = Object.keys(schema);
-export const CONFIG_DEFAULTS: Record<string, string> = Object.fromEntries(
-  Object.entries(schema).map(([key, spec]) => [key, String(spec.default)]),
-);
-export const CONFIG_DOCS: Record<string, string> = Object.fromEntries(
-  Object.entries(schema).map(([key, spec]) => [key, spec.doc]),
-);
