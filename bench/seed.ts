@@ -74,11 +74,11 @@ export async function seedSessions(
 ): Promise<string[]> {
   // Only newRefreshToken() is used: 32 random bytes, stored as their SHA-256, as the server does.
   const tokens = createTokenService({
-    secretKey: 'not used for refresh tokens',
-    issuer: 'bench',
-    audience: 'bench',
-    accessTtlS: 60,
-    refreshTtlS: refreshTtlDays * 86_400,
+    SECRET_KEY: 'not used for refresh tokens',
+    JWT_ISSUER: 'bench',
+    JWT_AUDIENCE: 'bench',
+    ACCESS_TOKEN_EXPIRE_MINUTES: 1,
+    REFRESH_TOKEN_EXPIRE_DAYS: refreshTtlDays,
   });
   const rows = Array.from({ length: count }, (_, i) => ({
     ...tokens.newRefreshToken(),

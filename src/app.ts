@@ -5,17 +5,9 @@
  */
 
 import bcrypt from 'bcrypt';
-import {
-  AUTH_PUBLIC_METHODS,
-  AuthServiceService,
-  createAuthHandlers,
-} from '../services/auth/auth.handlers.js';
+import { createAuthHandlers } from '../services/auth/auth.handlers.js';
 import { createAuthService } from '../services/auth/auth.service.js';
-import {
-  createUserHandlers,
-  USER_DEFERRED_LIVENESS,
-  UserServiceService,
-} from '../services/user/user.handlers.js';
+import { createUserHandlers } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import type { AppConfig } from './config.js';
 import type { Database, PoolStats } from './db/database.js';
@@ -23,8 +15,17 @@ import { openDatabase } from './db/open.js';
 import { createSessionStore } from './db/session.store.js';
 import { createLoginThrottleStore } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
+import { AuthServiceService } from './gen/connectsphere/auth/v1/auth.js';
+import { UserServiceService } from './gen/connectsphere/user/v1/user.js';
 import { adaptService } from './grpc/adapter.js';
+import type { Middleware } from './grpc/context.js';
 import { createStrictDecoding } from './grpc/decoding.js';
+import { authenticate } from './grpc/middleware/authenticate.js';
+import { rejectUndecodable } from './grpc/middleware/decode.js';
+import { proveLiveness } from './grpc/middleware/liveness.js';
+import { logCalls } from './grpc/middleware/log.js';
+import { mapErrors } from './grpc/middleware/status.js';
+import { AUTH_POLICY, USER_POLICY } from './grpc/policy.js';
 import type { Logger } from './logger.js';
 import { createAuthenticator } from './security/authenticator.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
@@ -56,63 +57,67 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await fn().catch((err) => logger.error({ err }, 'error while stopping'));
   };
   try {
-    const opened = await openDatabase(config.db, logger);
+    const opened = await openDatabase(config, logger);
     cleanups.push(() => opened.close());
     const { db } = opened;
 
-    const batching = { maxBatch: 500, maxInFlight: 2, maxWaitMs: config.db.pool.acquireMs };
+    const batching = { maxBatch: 500, maxInFlight: 2, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
     const users = createUserStore(db, batching);
     const sessions = createSessionStore(db, batching);
-    const hasher = createPasswordHasher({
-      rounds: config.auth.bcryptRounds,
-      concurrency: config.auth.hashConcurrency,
-      queueMax: config.auth.hashQueueMax,
-    });
+    const hasher = createPasswordHasher(config);
     await deprioritizeThreadPool(
-      config.auth.hashNice,
+      config.HASH_NICE,
       (cost) => bcrypt.hash('find the pool threads', cost),
       logger,
     );
-    const tokens = createTokenService({
-      secretKey: config.auth.secretKey,
-      issuer: config.auth.issuer,
-      audience: config.auth.audience,
-      accessTtlS: config.auth.accessTokenTtlS,
-      refreshTtlS: config.auth.refreshTokenTtlS,
-    });
-    const adapterOptions = {
-      authenticate: createAuthenticator(tokens, sessions),
-      publicMethods: new Set<string>(AUTH_PUBLIC_METHODS),
-      deferredLiveness: new Set<string>(USER_DEFERRED_LIVENESS),
-      logger,
-    };
+    const tokens = createTokenService(config);
+    const authenticator = createAuthenticator(tokens, sessions);
     const auth = createAuthService({
+      transactions: db,
       users,
       sessions,
       hasher,
       tokens,
       throttle: createLoginThrottleStore(db),
-      refreshReuseGraceS: config.auth.refreshReuseGraceS,
-      loginPolicy: config.auth.login,
+      refreshReuseGraceS: config.REFRESH_REUSE_GRACE_SECONDS,
+      loginPolicy: {
+        maxFailures: config.LOGIN_MAX_FAILURES,
+        lockoutBaseS: config.LOGIN_LOCKOUT_BASE_S,
+        lockoutMaxS: config.LOGIN_LOCKOUT_MAX_S,
+        failureWindowS: config.LOGIN_FAILURE_WINDOW_S,
+      },
     });
-    const user = createUserService({ users, pageTokens: createPageTokenCodec(config.auth.secretKey) });
+    const user = createUserService({
+      transactions: db,
+      users,
+      sessions,
+      pageTokens: createPageTokenCodec(config.SECRET_KEY),
+    });
 
+    // The per-call pipeline, outermost first (see src/grpc/context.ts).
+    const pipeline: Middleware[] = [
+      logCalls(logger),
+      mapErrors(logger),
+      rejectUndecodable,
+      authenticate(authenticator),
+      proveLiveness(authenticator),
+    ];
     const strict = createStrictDecoding();
     const server = await startGrpcServer({
-      host: config.grpc.host,
-      port: config.grpc.port,
-      maxReceiveBytes: config.grpc.maxReceiveBytes,
+      host: config.GRPC_HOST,
+      port: config.GRPC_PORT,
+      maxReceiveBytes: config.GRPC_MAX_RECEIVE_BYTES,
       logger,
       services: [
         {
           name: 'connectsphere.auth.v1.AuthService',
           definition: strict('connectsphere.auth.v1.AuthService', AuthServiceService),
-          implementation: adaptService(AuthServiceService, createAuthHandlers(auth), adapterOptions),
+          implementation: adaptService(AuthServiceService, AUTH_POLICY, createAuthHandlers(auth), pipeline),
         },
         {
           name: 'connectsphere.user.v1.UserService',
           definition: strict('connectsphere.user.v1.UserService', UserServiceService),
-          implementation: adaptService(UserServiceService, createUserHandlers(user), adapterOptions),
+          implementation: adaptService(UserServiceService, USER_POLICY, createUserHandlers(user), pipeline),
         },
       ],
     });
@@ -123,7 +128,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
 
     // Health follows the database: NOT_SERVING while it cannot be reached, SERVING again when it can.
     const watchdog = createWatchdog(
-      config.dbHealthIntervalMs,
+      config.DB_HEALTH_INTERVAL_MS,
       () => db.ping(),
       (up) => {
         if (stopping || up === databaseUp) return;
@@ -140,8 +145,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       databaseUp,
     });
     const statsTimer =
-      config.statsLogIntervalS > 0
-        ? setInterval(() => logger.info({ stats: stats() }, 'stats'), config.statsLogIntervalS * 1000).unref()
+      config.STATS_LOG_INTERVAL_S > 0
+        ? setInterval(
+            () => logger.info({ stats: stats() }, 'stats'),
+            config.STATS_LOG_INTERVAL_S * 1000,
+          ).unref()
         : undefined;
 
     let stopped: Promise<void> | undefined;
@@ -155,7 +163,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
           stopping = true;
           watchdog.stop();
           clearInterval(statsTimer);
-          const { forced } = await server.stop(config.shutdownGraceMs);
+          const { forced } = await server.stop(config.SHUTDOWN_GRACE_MS);
           logger.info({ forced }, 'gRPC server stopped');
           await cleanup();
         })();

@@ -10,6 +10,7 @@
 import { createUserService } from '../services/user/user.service.js';
 import { loadConfig, loadDotEnv } from './config.js';
 import { openDatabase } from './db/open.js';
+import { createSessionStore } from './db/session.store.js';
 import { createUserStore } from './db/user.store.js';
 import { AppError } from './errors.js';
 import { createLogger } from './logger.js';
@@ -29,12 +30,15 @@ async function main(argv: string[]): Promise<number> {
   }
   loadDotEnv();
   const config = loadConfig();
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const opened = await openDatabase(config.db, logger, { attachToRunningServer: true });
+  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL);
+  const opened = await openDatabase(config, logger, { attachToRunningServer: true });
   try {
+    const batching = { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
     const users = createUserService({
-      users: createUserStore(opened.db, { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.db.pool.acquireMs }),
-      pageTokens: createPageTokenCodec(config.auth.secretKey),
+      transactions: opened.db,
+      users: createUserStore(opened.db, batching),
+      sessions: createSessionStore(opened.db, batching),
+      pageTokens: createPageTokenCodec(config.SECRET_KEY),
     });
     const user = await users.setRole(email, 'admin', grant);
     process.stdout.write(`${user.email} (${user.id}) now has roles: ${user.roles.join(', ')}\n`);

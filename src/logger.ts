@@ -4,26 +4,21 @@ export type { Logger };
 
 /**
  * Structured JSON logs. Secrets are never logged on purpose; the redaction list is the safety net
- * for a field that slips into a log object by mistake.
+ * for a field that slips into a log object by mistake, at the top level or one level down (a
+ * request message, a credentials record, the configuration, call metadata).
  */
-export const REDACT_PATHS = [
-  'password',
-  'currentPassword',
+const SECRET_FIELDS = [
+  'password', // RegisterRequest, LoginRequest
+  'currentPassword', // ChangePasswordRequest
   'newPassword',
-  'passwordHash',
-  'accessToken',
-  'refreshToken',
-  'authorization',
-  'secretKey',
-  'databaseUrl',
-  '*.password',
-  '*.currentPassword',
-  '*.newPassword',
-  '*.passwordHash',
-  '*.accessToken',
-  '*.refreshToken',
-  '*.authorization',
+  'passwordHash', // UserCredentials
+  'accessToken', // TokenPair, ValidateTokenRequest
+  'refreshToken', // TokenPair, RefreshTokenRequest, LogoutRequest
+  'authorization', // call metadata
+  'SECRET_KEY', // AppConfig
+  'DATABASE_URL',
 ];
+export const REDACT_PATHS = [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`)];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {

@@ -8,6 +8,7 @@
  * workers gracefully before the database.
  */
 import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
 import { startApp } from './app.js';
 import { type AppConfig, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { openDatabase } from './db/open.js';
@@ -44,12 +45,12 @@ function onStopSignal(logger: Logger, graceMs: number, stop: () => Promise<void>
 async function runServer(config: AppConfig, logger: Logger): Promise<void> {
   const app = await startApp(config, logger);
   if (cluster.isWorker) process.send?.({ type: 'serving', port: app.port } satisfies Message);
-  onStopSignal(logger, config.shutdownGraceMs, () => app.stop());
+  onStopSignal(logger, config.SHUTDOWN_GRACE_MS, () => app.stop());
 }
 
-async function runPrimary(config: AppConfig, logger: Logger): Promise<void> {
+async function runPrimary(config: AppConfig, logger: Logger, workers: number): Promise<void> {
   // The database is opened (and its schema synced) once, here; workers only connect to it.
-  const { url, db, embedded } = await openDatabase(config.db, logger);
+  const { url, db, embedded } = await openDatabase(config, logger);
   await db.close();
 
   const workerEnv = { DATABASE_URL: url, DB_SYNC: 'false', WORKERS: '1' };
@@ -61,9 +62,9 @@ async function runPrimary(config: AppConfig, logger: Logger): Promise<void> {
     worker.on('message', (msg: Message) => {
       if (msg?.type !== 'serving') return;
       serving.add(worker.id);
-      if (!announced && serving.size === config.workers) {
+      if (!announced && serving.size === workers) {
         announced = true;
-        logger.info({ port: msg.port, workers: config.workers }, 'SERVING');
+        logger.info({ port: msg.port, workers: workers }, 'SERVING');
       }
     });
     return worker;
@@ -74,9 +75,9 @@ async function runPrimary(config: AppConfig, logger: Logger): Promise<void> {
     logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting another');
     setTimeout(fork, 1000);
   });
-  for (let i = 0; i < config.workers; i++) fork();
+  for (let i = 0; i < workers; i++) fork();
 
-  onStopSignal(logger, config.shutdownGraceMs, async () => {
+  onStopSignal(logger, config.SHUTDOWN_GRACE_MS, async () => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     await Promise.all(
@@ -102,9 +103,10 @@ async function main(): Promise<void> {
     process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
     process.exit(2);
   }
-  const logger = createLogger(config.logLevel);
-  const run = config.workers > 1 && cluster.isPrimary ? runPrimary : runServer;
-  await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger).catch(
+  const logger = createLogger(config.LOG_LEVEL);
+  const workers = config.WORKERS || os.availableParallelism();
+  const run = workers > 1 && cluster.isPrimary ? runPrimary : runServer;
+  await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger, workers).catch(
     (err: unknown) => {
       logger.fatal({ err }, 'start-up failed');
       process.exit(1);

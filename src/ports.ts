@@ -1,7 +1,20 @@
 /**
  * What the services need from storage, as plain data and interfaces. src/db implements them;
- * services depend only on these, so their logic can be read (and tested) without Sequelize.
+ * services depend only on these, so their logic can be read (and tested, see test/unit) without a
+ * database. Writes that must commit together take a `Tx` from `Transactions.run`.
  */
+import type { Caller } from './caller.js';
+
+declare const txBrand: unique symbol;
+/** An open database transaction, opaque to the services: pass it to store methods. */
+export interface Tx {
+  readonly [txBrand]: true;
+}
+
+export interface Transactions {
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  run<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+}
 
 export interface UserRecord {
   id: string;
@@ -36,6 +49,14 @@ export interface NewSession {
 export const ROLES = ['user', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Why a session ended (stored with it). */
+export type RevokeReason =
+  | 'logout'
+  | 'refresh token reuse'
+  | 'password change'
+  | 'roles reduced'
+  | 'user deleted';
+
 export interface UserPatch {
   email?: string;
   displayName?: string;
@@ -50,59 +71,52 @@ export interface ListQuery {
   limit: number;
 }
 
-/** Whose bearer token a read is made for. */
-export interface CallerSession {
-  sessionId: string;
-  userId: string;
-}
+export type UserLookup = { id: string } | { email: string };
 
 export interface UserStore {
-  /** Creates the user and its first session atomically; throws ALREADY_EXISTS for a taken email. */
-  createWithSession(
+  /** Inserts a new active user with the `user` role; ALREADY_EXISTS for a taken email. */
+  insert(
     user: { id: string; email: string; displayName: string; passwordHash: string },
-    session: NewSession,
+    tx: Tx,
   ): Promise<UserRecord>;
   findById(id: string): Promise<UserRecord | null>;
   findByEmail(email: string): Promise<UserRecord | null>;
-  findCredentialsByEmail(email: string): Promise<UserCredentials | null>;
+  findCredentialsByEmail(email: string, signal?: AbortSignal): Promise<UserCredentials | null>;
+  findCredentialsById(id: string, signal?: AbortSignal): Promise<UserCredentials | null>;
   /** The user (null if none) and whether the caller's session is live, read in one statement. */
   findForCaller(
-    lookup: { id: string } | { email: string },
-    caller: CallerSession,
+    lookup: UserLookup,
+    caller: Caller,
     signal?: AbortSignal,
   ): Promise<{ callerLive: boolean; user: UserRecord | null }>;
-  findCredentialsById(id: string): Promise<UserCredentials | null>;
   /** The active users among `ids` (any order, each once). */
   findManyByIds(ids: string[]): Promise<UserRecord[]>;
   /** Active users in registration order (created_at, id). */
   list(query: ListQuery): Promise<UserRecord[]>;
-  /** Replaces the hash only if it is still `expected` (a concurrent password change wins). */
-  replacePasswordHash(id: string, expected: string, next: string): Promise<boolean>;
-  /** Sets a new hash (if the old one is still `expected`), ends every session of the user and opens
-   * `session`, atomically. False when the hash changed meanwhile. */
-  changePassword(id: string, expected: string, next: string, session: NewSession): Promise<boolean>;
-  /** Applies the patch; with `endSessions` also ends every session of the user. Null if no such
-   * active user; ALREADY_EXISTS for a taken email. */
-  update(id: string, patch: UserPatch, options: { endSessions: boolean }): Promise<UserRecord | null>;
-  /** Soft-deletes the user and ends their sessions; false if no such active user. */
-  softDelete(id: string): Promise<boolean>;
+  /** A rehash at the current cost: replaces the hash only if it is still `expected`; not a user change. */
+  upgradePasswordHash(id: string, expected: string, next: string): Promise<boolean>;
+  /** A password change: sets `next` only if the hash is still `expected` (a concurrent change wins). */
+  changePasswordHash(id: string, expected: string, next: string, tx: Tx): Promise<boolean>;
+  /** Applies the patch; null if no such active user; ALREADY_EXISTS for a taken email. */
+  update(id: string, patch: UserPatch, tx?: Tx): Promise<UserRecord | null>;
+  /** Soft-deletes the user; false if no such active user. */
+  softDelete(id: string, tx: Tx): Promise<boolean>;
 }
 
 export type RotateResult =
   | { outcome: 'rotated' | 'grace'; sessionId: string; user: UserRecord }
   | { outcome: 'replay' | 'invalid' };
 
-export interface LivePrincipal {
-  email: string;
-  roles: string[];
-}
-
+/** The only writer of sessions and refresh tokens. */
 export interface SessionStore {
-  create(userId: string, session: NewSession): Promise<void>;
+  /** Opens a session with its first refresh token. */
+  create(userId: string, session: NewSession, tx?: Tx): Promise<void>;
+  /** Ends every live session of the user. */
+  endAllForUser(userId: string, reason: RevokeReason, tx?: Tx): Promise<void>;
   /** True when the session exists, belongs to the user and has not been revoked (one PK lookup). */
   isActive(sessionId: string, userId: string, signal?: AbortSignal): Promise<boolean>;
-  /** The user's current email and roles if the session is live and the user not deleted. */
-  livePrincipal(sessionId: string, userId: string, signal?: AbortSignal): Promise<LivePrincipal | null>;
+  /** The caller with its user's current email and roles, if the session is live and the user not deleted. */
+  liveCaller(caller: Caller, signal?: AbortSignal): Promise<Caller | null>;
   /**
    * Exchanges a refresh token (by hash) for `next`, atomically: exactly one of concurrent callers
    * wins. A used token is a replay (the session is ended) unless it is the one just rotated away and
@@ -120,7 +134,7 @@ export interface SessionStore {
 /** Failed-login bookkeeping per normalised email. */
 export interface LoginThrottleStore {
   /** Seconds until attempts are accepted again (0: now), and whether any failure is on record. */
-  check(email: string): Promise<{ waitS: number; hasFailures: boolean }>;
+  check(email: string, signal?: AbortSignal): Promise<{ waitS: number; hasFailures: boolean }>;
   /** Counts a failure (restarting the count when the last one is older than `windowS`); returns the count. */
   recordFailure(email: string, windowS: number): Promise<number>;
   /** Refuses attempts for `seconds` from now. */

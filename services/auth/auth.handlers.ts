@@ -1,20 +1,12 @@
-import { AuthServiceService } from '../../src/gen/connectsphere/auth/v1/auth.js';
-import { requirePrincipal, type ServiceHandlers } from '../../src/grpc/adapter.js';
+import type { AuthServiceService } from '../../src/gen/connectsphere/auth/v1/auth.js';
+import type { ServiceHandlers } from '../../src/grpc/adapter.js';
 import { toTokenPair, toUserMessage } from '../../src/grpc/mappers.js';
+import type { AUTH_POLICY } from '../../src/grpc/policy.js';
 import type { AuthService } from './auth.service.js';
 
-export { AuthServiceService };
-
-/** Methods callable without a bearer token (ChangePassword is the only one that needs it). */
-export const AUTH_PUBLIC_METHODS = [
-  AuthServiceService.register.path,
-  AuthServiceService.login.path,
-  AuthServiceService.refreshToken.path,
-  AuthServiceService.logout.path,
-  AuthServiceService.validateToken.path,
-];
-
-export function createAuthHandlers(auth: AuthService): ServiceHandlers<typeof AuthServiceService> {
+export function createAuthHandlers(
+  auth: AuthService,
+): ServiceHandlers<typeof AuthServiceService, typeof AUTH_POLICY> {
   return {
     async register(req, ctx) {
       const { user, tokens } = await auth.register(
@@ -46,9 +38,8 @@ export function createAuthHandlers(auth: AuthService): ServiceHandlers<typeof Au
       };
     },
     async changePassword(req, ctx) {
-      const caller = requirePrincipal(ctx);
       const tokens = await auth.changePassword(
-        caller,
+        ctx.caller,
         { currentPassword: req.currentPassword, newPassword: req.newPassword },
         ctx.signal,
       );

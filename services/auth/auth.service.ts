@@ -4,6 +4,7 @@
  * dependencies (wired in src/app.ts).
  */
 import { randomUUID } from 'node:crypto';
+import type { Caller } from '../../src/caller.js';
 import {
   InvalidArgumentError,
   resourceExhausted,
@@ -16,6 +17,7 @@ import type {
   LoginThrottleStore,
   NewSession,
   SessionStore,
+  Transactions,
   UserRecord,
   UserStore,
 } from '../../src/ports.js';
@@ -30,6 +32,7 @@ import {
 } from '../../src/validation.js';
 
 export interface AuthDeps {
+  transactions: Transactions;
   users: UserStore;
   sessions: SessionStore;
   hasher: PasswordHasher;
@@ -53,10 +56,6 @@ export const lockoutSeconds = (failures: number, p: LoginPolicy): number =>
   failures < p.maxFailures
     ? 0
     : Math.min(p.lockoutBaseS * 2 ** Math.min(failures - p.maxFailures, 30), p.lockoutMaxS);
-
-export interface Caller {
-  userId: string;
-}
 
 export interface SignedIn {
   user: UserRecord;
@@ -99,7 +98,7 @@ const required = (field: string, value: string, what: string) => {
 export type AuthService = ReturnType<typeof createAuthService>;
 
 export function createAuthService(deps: AuthDeps) {
-  const { users, sessions, hasher, tokens, throttle, refreshReuseGraceS, loginPolicy } = deps;
+  const { transactions, users, sessions, hasher, tokens, throttle, refreshReuseGraceS, loginPolicy } = deps;
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = () => {
     const refresh = tokens.newRefreshToken();
@@ -116,7 +115,13 @@ export function createAuthService(deps: AuthDeps) {
     sessionId: string,
     refresh: { token: string; expiresIn: number },
   ): IssuedTokens => {
-    const access = tokens.signAccess({ userId: user.id, email: user.email, roles: user.roles, sessionId });
+    const access = tokens.signAccess({
+      kind: 'user',
+      userId: user.id,
+      email: user.email,
+      roles: user.roles,
+      sessionId,
+    });
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,
@@ -137,10 +142,11 @@ export function createAuthService(deps: AuthDeps) {
       const passwordHash = await hasher.hash(input.password, signal);
       throwIfAborted(signal);
       const { session, refresh } = openSession();
-      const user = await users.createWithSession(
-        { id: randomUUID(), email, displayName, passwordHash },
-        session,
-      );
+      const user = await transactions.run(async (tx) => {
+        const created = await users.insert({ id: randomUUID(), email, displayName, passwordHash }, tx);
+        await sessions.create(created.id, session, tx);
+        return created;
+      });
       return { user, tokens: issue(user, session.sessionId, refresh) } satisfies SignedIn;
     },
 
@@ -152,11 +158,11 @@ export function createAuthService(deps: AuthDeps) {
       hasher.assertCapacity(); // refuse a flood before it costs database work
 
       // Throttled per account (known or not), before any hashing work; state in the database.
-      const throttled = await throttle.check(email);
+      const throttled = await throttle.check(email, signal);
       if (throttled.waitS > 0) {
         throw resourceExhausted(`too many failed logins for this account; retry in ${throttled.waitS} s`);
       }
-      const found = await users.findCredentialsByEmail(email);
+      const found = await users.findCredentialsByEmail(email, signal);
       throwIfAborted(signal);
       const ok = await hasher.verify(input.password, found?.passwordHash ?? null, signal);
       if (!found || !ok) {
@@ -170,7 +176,7 @@ export function createAuthService(deps: AuthDeps) {
       if (hasher.needsRehash(found.passwordHash)) {
         // Upgrade a hash made at another cost; a concurrent password change wins.
         const upgraded = await hasher.hash(input.password, signal);
-        await users.replacePasswordHash(found.id, found.passwordHash, upgraded);
+        await users.upgradePasswordHash(found.id, found.passwordHash, upgraded);
       }
       throwIfAborted(signal);
       const { passwordHash: _, ...user } = found;
@@ -203,16 +209,17 @@ export function createAuthService(deps: AuthDeps) {
     /** RFC 7662-style introspection: a signature check and one primary-key lookup. */
     async validate(accessToken: string, signal?: AbortSignal): Promise<Introspection> {
       required('access_token', accessToken, 'the access token to check, without "Bearer "');
-      const claims = tokens.verifyAccess(accessToken);
-      if (!claims || !(await sessions.isActive(claims.sessionId, claims.userId, signal)))
-        return { active: false };
+      const verified = tokens.verifyAccess(accessToken);
+      if (!verified) return { active: false };
+      const { caller, exp } = verified;
+      if (!(await sessions.isActive(caller.sessionId, caller.userId, signal))) return { active: false };
       return {
         active: true,
-        userId: claims.userId,
-        email: claims.email,
-        roles: claims.roles,
-        sessionId: claims.sessionId,
-        expireTime: new Date(claims.exp * 1000),
+        userId: caller.userId,
+        email: caller.email,
+        roles: [...caller.roles],
+        sessionId: caller.sessionId,
+        expireTime: new Date(exp * 1000),
       };
     },
 
@@ -229,7 +236,7 @@ export function createAuthService(deps: AuthDeps) {
       v.throwIfAny();
       hasher.assertCapacity();
 
-      const found = await users.findCredentialsById(caller.userId);
+      const found = await users.findCredentialsById(caller.userId, signal);
       if (!found) throw unauthenticated('this account no longer exists');
       if (!(await hasher.verify(input.currentPassword, found.passwordHash, signal))) {
         throw unauthenticated('current_password is incorrect');
@@ -237,9 +244,13 @@ export function createAuthService(deps: AuthDeps) {
       const nextHash = await hasher.hash(input.newPassword, signal);
       throwIfAborted(signal);
       const { session, refresh } = openSession();
-      if (!(await users.changePassword(found.id, found.passwordHash, nextHash, session))) {
-        throw unauthenticated('the password was changed meanwhile; log in again');
-      }
+      const changed = await transactions.run(async (tx) => {
+        if (!(await users.changePasswordHash(found.id, found.passwordHash, nextHash, tx))) return false;
+        await sessions.endAllForUser(found.id, 'password change', tx);
+        await sessions.create(found.id, session, tx);
+        return true;
+      });
+      if (!changed) throw unauthenticated('the password was changed meanwhile; log in again');
       const { passwordHash: _, ...user } = found;
       return issue(user, session.sessionId, refresh);
     },

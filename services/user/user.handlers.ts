@@ -1,9 +1,8 @@
-import { type GetUserRequest, UserServiceService } from '../../src/gen/connectsphere/user/v1/user.js';
-import { requirePrincipal, type ServiceHandlers } from '../../src/grpc/adapter.js';
+import type { GetUserRequest, UserServiceService } from '../../src/gen/connectsphere/user/v1/user.js';
+import type { ServiceHandlers } from '../../src/grpc/adapter.js';
 import { toUserMessage } from '../../src/grpc/mappers.js';
+import type { USER_POLICY } from '../../src/grpc/policy.js';
 import type { UserLookup, UserService } from './user.service.js';
-
-export { UserServiceService };
 
 const toLookup = (lookup: GetUserRequest['lookup']): UserLookup | undefined => {
   switch (lookup?.$case) {
@@ -16,15 +15,12 @@ const toLookup = (lookup: GetUserRequest['lookup']): UserLookup | undefined => {
   }
 };
 
-/** GetUser checks its caller's session in the same statement as its read (one round trip). */
-export const USER_DEFERRED_LIVENESS = [UserServiceService.getUser.path];
-
-/** Every UserService method needs a bearer token (none is in the public list). */
-export function createUserHandlers(users: UserService): ServiceHandlers<typeof UserServiceService> {
+export function createUserHandlers(
+  users: UserService,
+): ServiceHandlers<typeof UserServiceService, typeof USER_POLICY> {
   return {
     async getUser(req, ctx) {
-      const { sessionId, userId } = requirePrincipal(ctx);
-      const user = await users.getUser(toLookup(req.lookup), { sessionId, userId }, ctx.signal);
+      const user = await users.getUser(toLookup(req.lookup), ctx.caller, ctx.signal);
       ctx.confirmLive(); // getUser read the caller's session in the same statement
       return toUserMessage(user);
     },
@@ -38,7 +34,7 @@ export function createUserHandlers(users: UserService): ServiceHandlers<typeof U
     async updateUser(req, ctx) {
       const user = req.user;
       const updated = await users.update(
-        requirePrincipal(ctx),
+        ctx.caller,
         {
           id: user?.id ?? '',
           displayName: user?.displayName ?? '',
@@ -50,7 +46,7 @@ export function createUserHandlers(users: UserService): ServiceHandlers<typeof U
       return toUserMessage(updated);
     },
     async deleteUser(req, ctx) {
-      await users.remove(requirePrincipal(ctx), req.id);
+      await users.remove(ctx.caller, req.id);
       return {};
     },
   };

@@ -3,6 +3,8 @@
  * role grants. Callers are authenticated before they get here (see the adapter); the permission
  * rules live here.
  */
+
+import { type Caller, isAdmin } from '../../src/caller.js';
 import {
   BAD_ACCESS_TOKEN,
   InvalidArgumentError,
@@ -12,8 +14,9 @@ import {
   Violations,
 } from '../../src/errors.js';
 import {
-  type CallerSession,
   ROLES,
+  type SessionStore,
+  type Transactions,
   type UserPatch,
   type UserRecord,
   type UserStore,
@@ -23,14 +26,10 @@ import { checkDisplayName, checkEmail, checkUuid, EMAIL_MAX, hasUnsafeText } fro
 
 export type UserLookup = { by: 'id'; id: string } | { by: 'email'; email: string };
 
-/** Who is calling, with roles as stored now (not as they were when the token was issued). */
-export interface Caller {
-  userId: string;
-  roles: string[];
-}
-
 export interface UserDeps {
+  transactions: Transactions;
   users: UserStore;
+  sessions: SessionStore;
   pageTokens: PageTokenCodec;
 }
 
@@ -48,8 +47,6 @@ export interface UpdateInput {
   roles: string[];
 }
 
-const isAdmin = (caller: Caller) => caller.roles.includes('admin');
-
 /** A caller's value quoted in an error message, cut short: never echo a huge input back. */
 const quote = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
 
@@ -65,16 +62,54 @@ function checkRoles(v: Violations, field: string, roles: string[]): string[] {
   return [...new Set(roles)].sort();
 }
 
+/**
+ * AIP-134 update-mask resolution: the patch the masked fields make, every bad path or value
+ * collected (INVALID_ARGUMENT). An empty mask means every non-empty field given; `*` all of them.
+ */
+export function resolveUpdate(input: UpdateInput, mask: string[] | undefined): UserPatch {
+  const v = new Violations();
+  checkUuid(v, 'user.id', input.id);
+  let paths: string[];
+  if (!mask || mask.length === 0) {
+    paths = MUTABLE_PATHS.filter((p) =>
+      p === 'roles' ? input.roles.length > 0 : (p === 'email' ? input.email : input.displayName) !== '',
+    );
+  } else if (mask.length === 1 && mask[0] === '*') {
+    paths = [...MUTABLE_PATHS];
+  } else {
+    paths = mask;
+  }
+  const patch: UserPatch = {};
+  for (const path of new Set(paths)) {
+    if (IMMUTABLE_PATHS.has(path)) v.add('update_mask', `${quote(path)} cannot be changed`);
+    else if (!(MUTABLE_PATHS as readonly string[]).includes(path)) {
+      v.add('update_mask', `unknown field ${quote(path)}; updatable: ${MUTABLE_PATHS.join(', ')}`);
+    } else if (path === 'display_name')
+      patch.displayName = checkDisplayName(v, 'user.display_name', input.displayName);
+    else if (path === 'email') patch.email = checkEmail(v, 'user.email', input.email);
+    else patch.roles = checkRoles(v, 'user.roles', input.roles);
+  }
+  if (v.empty && Object.keys(patch).length === 0) v.add('update_mask', 'names no field to change');
+  v.throwIfAny();
+  return patch;
+}
+
 export type UserService = ReturnType<typeof createUserService>;
 
-export function createUserService({ users, pageTokens }: UserDeps) {
+export function createUserService({ transactions, users, sessions, pageTokens }: UserDeps) {
+  /** Applies a patch; losing a role ends the user's sessions in the same transaction (their tokens
+   * must not keep a privilege). Null when the user is gone. */
+  const applyPatch = (current: UserRecord, patch: UserPatch) =>
+    transactions.run(async (tx) => {
+      const updated = await users.update(current.id, patch, tx);
+      const lostRole = patch.roles !== undefined && current.roles.some((r) => !patch.roles?.includes(r));
+      if (updated && lostRole) await sessions.endAllForUser(current.id, 'roles reduced', tx);
+      return updated;
+    });
+
   return {
     /** One statement reads the user and proves the caller's session live (see deferredLiveness). */
-    async getUser(
-      lookup: UserLookup | undefined,
-      caller: CallerSession,
-      signal?: AbortSignal,
-    ): Promise<UserRecord> {
+    async getUser(lookup: UserLookup | undefined, caller: Caller, signal?: AbortSignal): Promise<UserRecord> {
       if (!lookup)
         throw new InvalidArgumentError([{ field: 'lookup', description: 'set exactly one of id or email' }]);
       const v = new Violations();
@@ -134,43 +169,16 @@ export function createUserService({ users, pageTokens }: UserDeps) {
       return { users: page, nextPageToken };
     },
 
-    /** AIP-134: only the masked fields change. An empty mask means every non-empty field; `*` all. */
+    /** AIP-134: only the masked fields change (see resolveUpdate). */
     async update(caller: Caller, input: UpdateInput, mask: string[] | undefined): Promise<UserRecord> {
-      const v = new Violations();
-      checkUuid(v, 'user.id', input.id);
-      let paths: string[];
-      if (!mask || mask.length === 0) {
-        paths = MUTABLE_PATHS.filter((p) =>
-          p === 'roles' ? input.roles.length > 0 : (p === 'email' ? input.email : input.displayName) !== '',
-        );
-      } else if (mask.length === 1 && mask[0] === '*') {
-        paths = [...MUTABLE_PATHS];
-      } else {
-        paths = mask;
-      }
-      const patch: UserPatch = {};
-      for (const path of new Set(paths)) {
-        if (IMMUTABLE_PATHS.has(path)) v.add('update_mask', `${quote(path)} cannot be changed`);
-        else if (!(MUTABLE_PATHS as readonly string[]).includes(path)) {
-          v.add('update_mask', `unknown field ${quote(path)}; updatable: ${MUTABLE_PATHS.join(', ')}`);
-        } else if (path === 'display_name')
-          patch.displayName = checkDisplayName(v, 'user.display_name', input.displayName);
-        else if (path === 'email') patch.email = checkEmail(v, 'user.email', input.email);
-        else patch.roles = checkRoles(v, 'user.roles', input.roles);
-      }
-      if (v.empty && Object.keys(patch).length === 0) v.add('update_mask', 'names no field to change');
-      v.throwIfAny();
-
+      const patch = resolveUpdate(input, mask);
       const id = input.id.toLowerCase();
       const self = caller.userId === id;
       if (!self && !isAdmin(caller)) throw permissionDenied('you can only change your own account');
       if (patch.roles && !isAdmin(caller)) throw permissionDenied('only an admin can change roles');
 
       const current = await users.findById(id);
-      if (!current) throw notFound(`user ${input.id} not found`);
-      // Losing a role ends the user's sessions: their tokens must not keep a privilege.
-      const endSessions = patch.roles !== undefined && current.roles.some((r) => !patch.roles?.includes(r));
-      const updated = await users.update(id, patch, { endSessions });
+      const updated = current && (await applyPatch(current, patch));
       if (!updated) throw notFound(`user ${input.id} not found`);
       return updated;
     },
@@ -183,7 +191,12 @@ export function createUserService({ users, pageTokens }: UserDeps) {
       const target = id.toLowerCase();
       if (caller.userId !== target && !isAdmin(caller))
         throw permissionDenied('you can only delete your own account');
-      if (!(await users.softDelete(target))) throw notFound(`user ${id} not found`);
+      const deleted = await transactions.run(async (tx) => {
+        if (!(await users.softDelete(target, tx))) return false;
+        await sessions.endAllForUser(target, 'user deleted', tx);
+        return true;
+      });
+      if (!deleted) throw notFound(`user ${id} not found`);
     },
 
     /** Operator command (npm run cli): grant or revoke a role by email. */
@@ -197,11 +210,7 @@ export function createUserService({ users, pageTokens }: UserDeps) {
       const checked = new Violations();
       checkRoles(checked, 'role', roles);
       checked.throwIfAny();
-      const updated = await users.update(
-        user.id,
-        { roles },
-        { endSessions: !grant && user.roles.includes(role) },
-      );
+      const updated = await applyPatch(user, { roles });
       if (!updated) throw notFound(`no user with email ${normalised}`);
       return updated;
     },

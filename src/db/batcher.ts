@@ -7,6 +7,8 @@
  *   batch and never joins one already sent, so it always reads data committed before it arrived
  *   (a session revoked before the check began is seen as revoked). At low load a lookup is sent at
  *   once, so batching adds no latency there.
+ * - A lookup that waits longer than `maxWaitMs` for a batch slot fails with RESOURCE_EXHAUSTED
+ *   (`BATCH_QUEUE_TIMEOUT`), its own limit, distinct from the pool's acquire timeout.
  * - A lookup whose call has gone (deadline, cancel) leaves the queue before its batch is sent; a
  *   batch whose callers have all gone does not take a connection.
  */
@@ -14,6 +16,7 @@ import { cancelled, resourceExhausted } from '../errors.js';
 
 interface Waiter<K, V> {
   key: K;
+  id: string;
   signal: AbortSignal | undefined;
   resolve: (value: V | undefined) => void;
   reject: (err: unknown) => void;
@@ -23,21 +26,34 @@ interface Waiter<K, V> {
 export interface BatcherOptions {
   maxBatch: number;
   maxInFlight: number;
-  /** A lookup that cannot be sent within this long fails like a pool acquire (DB_POOL_ACQUIRE_MS). */
+  /** How long a lookup may wait for a batch slot. */
   maxWaitMs: number;
 }
 
+export const batchQueueTimeout = (ms: number) =>
+  `the database is busy: this lookup waited ${ms} ms for a batch slot; retry later`;
+
+export interface Batcher<K, V> {
+  (key: K, signal?: AbortSignal): Promise<V | undefined>;
+  /** Lookups waiting for a batch slot now. */
+  pending(): number;
+}
+
 export function createBatcher<K, V>(
-  /** Loads a batch; `signal` aborts only when every caller in the batch has gone. */
-  load: (keys: K[], signal: AbortSignal) => Promise<Map<K, V>>,
+  spec: {
+    /** Loads a batch of distinct keys; the result is keyed by `keyOf`. `signal` aborts only when every caller in the batch has gone. */
+    load: (keys: K[], signal: AbortSignal) => Promise<Map<string, V>>;
+    /** The identity of a key: lookups with the same one share a result. */
+    keyOf: (key: K) => string;
+  },
   { maxBatch, maxInFlight, maxWaitMs }: BatcherOptions,
-): (key: K, signal?: AbortSignal) => Promise<V | undefined> {
+): Batcher<K, V> {
+  const { load, keyOf } = spec;
   const pending: Waiter<K, V>[] = [];
   let inFlight = 0;
 
   const send = (batch: Waiter<K, V>[]) => {
     inFlight++;
-    // The batch's own signal: aborted only when every caller in it has gone.
     const all = new AbortController();
     let gone = 0;
     for (const w of batch) {
@@ -49,11 +65,12 @@ export function createBatcher<K, V>(
         { once: true },
       );
     }
-    const keys = [...new Set(batch.map((w) => w.key))];
-    load(keys, all.signal)
+    const distinct = new Map<string, K>();
+    for (const w of batch) if (!distinct.has(w.id)) distinct.set(w.id, w.key);
+    load([...distinct.values()], all.signal)
       .then(
         (found) => {
-          for (const w of batch) w.resolve(found.get(w.key));
+          for (const w of batch) w.resolve(found.get(w.id));
         },
         (err: unknown) => {
           for (const w of batch) w.reject(err);
@@ -78,19 +95,19 @@ export function createBatcher<K, V>(
     }
   };
 
-  return (key, signal) =>
+  const lookup = (key: K, signal?: AbortSignal) =>
     new Promise<V | undefined>((resolve, reject) => {
-      const w: Waiter<K, V> = { key, signal, resolve, reject };
+      const w: Waiter<K, V> = { key, id: keyOf(key), signal, resolve, reject };
       pending.push(w);
       pump();
       if (pending.includes(w)) {
-        // it has to wait for a batch slot: bounded like a wait for a pooled connection
         w.timer = setTimeout(() => {
           const i = pending.indexOf(w);
           if (i < 0) return;
           pending.splice(i, 1);
-          reject(resourceExhausted(`no database connection became free within ${maxWaitMs} ms; retry later`));
+          reject(resourceExhausted(batchQueueTimeout(maxWaitMs)));
         }, maxWaitMs);
       }
     });
+  return Object.assign(lookup, { pending: () => pending.length });
 }

@@ -4,7 +4,6 @@
  * (UNAVAILABLE, RESOURCE_EXHAUSTED) so no Sequelize type leaves src/db.
  */
 import { createHash } from 'node:crypto';
-import pg from 'pg';
 import {
   BaseError,
   ConnectionAcquireTimeoutError,
@@ -18,13 +17,41 @@ import {
 import type { AppConfig } from '../config.js';
 import { AppError, cancelled, resourceExhausted, unavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Transactions, Tx } from '../ports.js';
+import {
+  acquireConnection,
+  dialectValidate,
+  guardedPg,
+  type PgConnection,
+  poolCounts,
+  releaseConnection,
+} from './internals.js';
 import { defineModels, EXTRA_INDEXES_SQL } from './models.js';
 
 export interface QueryOptions {
-  transaction?: Transaction;
+  tx?: Tx;
   /** The caller's signal: once aborted, the query neither waits for nor uses a connection. */
   signal?: AbortSignal;
 }
+
+/** A `Tx` is a Sequelize transaction that the services cannot look into. */
+const toTx = (t: Transaction) => t as unknown as Tx;
+const fromTx = (tx: Tx | undefined) => tx as unknown as Transaction | undefined;
+
+/** The knobs the database layer reads. */
+export type DbConfig = Pick<
+  AppConfig,
+  | 'DB_ECHO'
+  | 'DB_SYNC'
+  | 'DB_POOL_MAX'
+  | 'DB_POOL_MIN'
+  | 'DB_POOL_ACQUIRE_MS'
+  | 'DB_POOL_IDLE_MS'
+  | 'DB_POOL_EVICT_MS'
+  | 'DB_POOL_RECYCLE_S'
+  | 'DB_CONNECT_TIMEOUT_MS'
+  | 'DB_STATEMENT_TIMEOUT_MS'
+>;
 
 export interface PoolStats {
   size: number;
@@ -33,7 +60,7 @@ export interface PoolStats {
   waiting: number;
 }
 
-export interface Database {
+export interface Database extends Transactions {
   /** Rows of a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). */
   select<T>(sql: string, bind?: unknown[], options?: QueryOptions): Promise<T[]>;
   /**
@@ -44,8 +71,6 @@ export interface Database {
   read<T>(sql: string, bind?: unknown[], signal?: AbortSignal): Promise<T[]>;
   /** Rows affected by a statement. */
   execute(sql: string, bind?: unknown[], options?: QueryOptions): Promise<number>;
-  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T>;
   /** Creates missing tables and indexes (DB_SYNC); called once at server start. */
   sync(): Promise<void>;
   /** One round trip; throws UNAVAILABLE when the database cannot be reached. */
@@ -111,22 +136,6 @@ export function connectionOptions(url: string) {
 }
 
 /**
- * pg, with a Client that always has an 'error' listener. Sequelize attaches its own only after the
- * connect callback; when PostgreSQL shuts down just then, its termination notice can arrive in the
- * same read as the connection's readiness, and an 'error' event with no listener crashes the
- * process. Ours marks the connection invalid, so the pool's `validate` drops it.
- */
-class GuardedClient extends pg.Client {
-  constructor(config?: string | pg.ClientConfig) {
-    super(config);
-    this.on('error', () => {
-      (this as unknown as { _invalid: boolean })._invalid = true;
-    });
-  }
-}
-const guardedPg = { ...pg, Client: GuardedClient };
-
-/**
  * Adds the columns a newer version of a model has and an existing table lacks (additive only:
  * new columns must be nullable or have a default). Without it, a DATA_DIR made by an older version
  * would fail at start-up on an index over a new column. Tables that do not exist yet are left to
@@ -149,39 +158,40 @@ async function addMissingColumns(sequelize: Sequelize): Promise<void> {
   }
 }
 
-export function createDatabase(url: string, config: AppConfig['db'], logger: Logger): Database {
-  const { pool } = config;
+export function createDatabase(url: string, config: DbConfig, logger: Logger): Database {
   const bornAt = new WeakMap<object, number>();
-  const recycleMs = pool.recycleS * 1000;
+  const recycleMs = config.DB_POOL_RECYCLE_S * 1000;
   const log = logger.child({ component: 'db' });
 
-  const sequelize = new Sequelize({
+  const sequelize: Sequelize = new Sequelize({
     ...connectionOptions(url),
     dialect: 'postgres',
     dialectModule: guardedPg,
     // DB_ECHO=false: no SQL in the logs at all. Bind parameters (hashes) are never logged.
-    logging: config.echo ? (sql: string) => log.info({ sql }, 'sql') : false,
+    logging: config.DB_ECHO ? (sql: string) => log.info({ sql }, 'sql') : false,
     logQueryParameters: false,
     benchmark: false,
     pool: {
-      max: pool.max,
-      min: pool.min,
-      acquire: pool.acquireMs,
-      idle: pool.idleMs,
-      evict: pool.evictMs,
+      max: config.DB_POOL_MAX,
+      min: config.DB_POOL_MIN,
+      acquire: config.DB_POOL_ACQUIRE_MS,
+      idle: config.DB_POOL_IDLE_MS,
+      evict: config.DB_POOL_EVICT_MS,
       // Reject a connection the driver saw fail, one being closed, or one older than DB_POOL_RECYCLE_S.
       validate: (connection: unknown) => {
-        const c = connection as { _invalid?: boolean; _ending?: boolean };
-        if (c._invalid || c._ending) return false;
-        const born = bornAt.get(c as object);
+        if (!dialectValidate(sequelize, connection)) return false;
+        const born = bornAt.get(connection as object);
         return born === undefined || Date.now() - born < recycleMs;
       },
     },
     dialectOptions: {
       application_name: 'connectsphere-identity',
-      connectionTimeoutMillis: config.connectTimeoutMs,
-      ...(config.statementTimeoutMs > 0
-        ? { statement_timeout: config.statementTimeoutMs, query_timeout: config.statementTimeoutMs + 1000 }
+      connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
+      ...(config.DB_STATEMENT_TIMEOUT_MS > 0
+        ? {
+            statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+            query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 1000,
+          }
         : {}),
     },
     define: { underscored: true },
@@ -198,7 +208,7 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
   });
   sequelize.addHook('afterPoolAcquire', (connection, options) => {
     if (signalOf(options)?.aborted) {
-      sequelize.connectionManager.releaseConnection(connection as never);
+      releaseConnection(sequelize, connection);
       throw cancelled('the call was cancelled while it waited for a database connection');
     }
   });
@@ -208,17 +218,11 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
     try {
       return await work();
     } catch (err) {
-      throw translateDbError(err, pool.acquireMs);
+      throw translateDbError(err, config.DB_POOL_ACQUIRE_MS);
     }
   };
+  const queryOptions = ({ tx, signal }: QueryOptions) => ({ transaction: fromTx(tx), signal });
 
-  interface PgConnection {
-    query(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
-  }
-  const connections = sequelize.connectionManager as unknown as {
-    getConnection(options: { type: string; signal?: AbortSignal }): Promise<PgConnection>;
-    releaseConnection(connection: PgConnection): void;
-  };
   const statementNames = new Map<string, string>();
   const statementName = (sql: string) => {
     let name = statementNames.get(sql);
@@ -229,34 +233,33 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
     return name;
   };
 
-  const poolOf = () =>
-    (
-      sequelize.connectionManager as unknown as {
-        pool: { size: number; available: number; using: number; waiting: number };
-      }
-    ).pool;
-
   return {
     select: <T>(sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
       run(
-        () => sequelize.query(sql, { bind, type: QueryTypes.SELECT, raw: true, ...options }) as Promise<T[]>,
+        () =>
+          sequelize.query(sql, {
+            bind,
+            type: QueryTypes.SELECT,
+            raw: true,
+            ...queryOptions(options),
+          }) as Promise<T[]>,
       ),
     read: <T>(sql: string, bind: unknown[] = [], signal?: AbortSignal) =>
       run(async () => {
-        const connection = await connections.getConnection({ type: 'SELECT', signal });
-        if (config.echo) log.info({ sql }, 'sql');
+        const connection: PgConnection = await acquireConnection(sequelize, { type: 'SELECT', signal });
+        if (config.DB_ECHO) log.info({ sql }, 'sql');
         try {
           return (await connection.query({ name: statementName(sql), text: sql, values: bind })).rows as T[];
         } finally {
-          connections.releaseConnection(connection);
+          releaseConnection(sequelize, connection);
         }
       }),
     execute: (sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
       run(async () => {
-        const [, result] = await sequelize.query(sql, { bind, raw: true, ...options });
+        const [, result] = await sequelize.query(sql, { bind, raw: true, ...queryOptions(options) });
         return (result as { rowCount?: number }).rowCount ?? 0;
       }),
-    transaction: <T>(work: (t: Transaction) => Promise<T>) => run(() => sequelize.transaction(work)),
+    run: <T>(work: (tx: Tx) => Promise<T>) => run(() => sequelize.transaction((t) => work(toTx(t)))),
     sync: () =>
       run(async () => {
         await addMissingColumns(sequelize);
@@ -265,10 +268,7 @@ export function createDatabase(url: string, config: AppConfig['db'], logger: Log
       }),
     ping: () =>
       run(async () => void (await sequelize.query('SELECT 1', { type: QueryTypes.SELECT, raw: true }))),
-    poolStats: () => {
-      const p = poolOf();
-      return { size: p.size, available: p.available, using: p.using, waiting: p.waiting };
-    },
+    poolStats: () => poolCounts(sequelize),
     close: () => sequelize.close(),
   };
 }

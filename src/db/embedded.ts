@@ -232,6 +232,8 @@ export interface EmbeddedOptions {
   maxConnections?: number;
   /** Let PostgreSQL log the statement of a failing query (DB_ECHO); otherwise no SQL reaches our logs. */
   logStatements?: boolean;
+  /** Extra server settings (`-c name=value`), e.g. for a test's own instrumented cluster. */
+  settings?: Record<string, string>;
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
@@ -288,6 +290,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     `max_connections=${options.maxConnections ?? 300}`,
     '-c',
     `log_min_error_statement=${options.logStatements ? 'error' : 'panic'}`,
+    ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
   ];
   // detached: its own process group, so a Ctrl-C in the terminal reaches only the server,
   // which then drains its RPCs before it stops the database.

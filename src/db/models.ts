@@ -5,7 +5,7 @@
 import { DataTypes, type Sequelize } from 'sequelize';
 
 export function defineModels(sequelize: Sequelize): void {
-  const User = sequelize.define(
+  sequelize.define(
     'User',
     {
       id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
@@ -32,7 +32,7 @@ export function defineModels(sequelize: Sequelize): void {
     },
   );
 
-  const Session = sequelize.define(
+  sequelize.define(
     'Session',
     {
       id: { type: DataTypes.UUID, primaryKey: true },
@@ -54,7 +54,7 @@ export function defineModels(sequelize: Sequelize): void {
     },
   );
 
-  const RefreshToken = sequelize.define(
+  sequelize.define(
     'RefreshToken',
     {
       // SHA-256 of the token, hex: the token itself is never stored.
@@ -92,10 +92,6 @@ export function defineModels(sequelize: Sequelize): void {
     },
     { tableName: 'login_attempts', underscored: true, timestamps: false },
   );
-
-  User.hasMany(Session, { foreignKey: 'userId' });
-  Session.belongsTo(User, { foreignKey: 'userId' });
-  Session.hasMany(RefreshToken, { foreignKey: 'sessionId' });
 }
 
 /**

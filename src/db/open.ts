@@ -6,7 +6,7 @@
  */
 import type { AppConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createDatabase, type Database } from './database.js';
+import { createDatabase, type Database, type DbConfig } from './database.js';
 import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 
 export interface OpenedDatabase {
@@ -19,19 +19,22 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
+export type OpenConfig = DbConfig & Pick<AppConfig, 'DATABASE_URL' | 'DATA_DIR' | 'EMBEDDED_PG_PORT'>;
+
 export async function openDatabase(
-  config: AppConfig['db'],
+  config: OpenConfig,
   logger: Logger,
   options: { attachToRunningServer?: boolean } = {},
 ): Promise<OpenedDatabase> {
-  let url = config.url || (options.attachToRunningServer ? attachEmbeddedPostgres(config.dataDir) : null);
+  let url =
+    config.DATABASE_URL || (options.attachToRunningServer ? attachEmbeddedPostgres(config.DATA_DIR) : null);
   let embedded: EmbeddedPostgres | undefined;
   if (!url) {
     embedded = await startEmbeddedPostgres({
-      dataDir: config.dataDir,
-      port: config.embeddedPort,
+      dataDir: config.DATA_DIR,
+      port: config.EMBEDDED_PG_PORT,
       logger,
-      logStatements: config.echo,
+      logStatements: config.DB_ECHO,
     });
     url = embedded.url;
   }
@@ -45,7 +48,7 @@ export async function openDatabase(
   };
   try {
     await db.ping();
-    if (config.sync) await db.sync();
+    if (config.DB_SYNC) await db.sync();
   } catch (err) {
     await close();
     throw err;

@@ -1,8 +1,16 @@
-import type { LivePrincipal, RotateResult, SessionStore, UserRecord } from '../ports.js';
+import type { Caller } from '../caller.js';
+import type { RevokeReason, RotateResult, SessionStore, UserRecord } from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
-import { INSERT_REFRESH_TOKEN_SQL, U_USER_COLUMNS } from './sql.js';
-import { insertSession } from './user.store.js';
+import { U_USER_COLUMNS } from './sql.js';
+
+const END_SESSION_SQL =
+  'UPDATE sessions SET revoked_at = now(), revoke_reason = $2 WHERE id = $1 AND revoked_at IS NULL';
+/** Revoke reasons are a closed union: the compiler refuses any other text. */
+const reason = (r: RevokeReason) => r;
+
+const INSERT_REFRESH_TOKEN_SQL = `INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
+  VALUES ($1, $2, $3, now(), $4)`;
 
 /** Marks a live, unexpired refresh token of a live session of an active user as used: the row lock
  * makes exactly one of concurrent callers match. `$1` picks the token(s), see the callers. */
@@ -25,58 +33,91 @@ interface Presented {
   inGrace: boolean;
 }
 
-interface LiveSessionRow extends LivePrincipal {
+interface LiveSessionRow {
   id: string;
   userId: string;
+  email: string;
+  roles: string[];
 }
 
 export function createSessionStore(db: Database, batching: BatcherOptions): SessionStore {
   // Hot lookups, coalesced under load (see batcher.ts). Each is still one primary-key probe per session.
-  const liveSession = createBatcher(async (ids: string[], signal) => {
-    const rows = await db.read<{ id: string; userId: string }>(
-      'SELECT id, user_id AS "userId" FROM sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
-      [ids],
-      signal,
-    );
-    return new Map(rows.map((r) => [r.id, r.userId]));
-  }, batching);
-  const livePrincipal = createBatcher(async (ids: string[], signal) => {
-    const rows = await db.read<LiveSessionRow>(
-      `SELECT s.id, s.user_id AS "userId", u.email, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
-       WHERE s.id = ANY($1::uuid[]) AND s.revoked_at IS NULL AND u.deleted_at IS NULL`,
-      [ids],
-      signal,
-    );
-    return new Map(rows.map((r) => [r.id, r]));
-  }, batching);
+  const sessionOwner = createBatcher(
+    {
+      async load(ids: string[], signal) {
+        const rows = await db.read<{ id: string; userId: string }>(
+          'SELECT id, user_id AS "userId" FROM sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
+          [ids],
+          signal,
+        );
+        return new Map(rows.map((r) => [r.id, r.userId]));
+      },
+      keyOf: (id) => id,
+    },
+    batching,
+  );
+  const liveSession = createBatcher(
+    {
+      async load(ids: string[], signal) {
+        const rows = await db.read<LiveSessionRow>(
+          `SELECT s.id, s.user_id AS "userId", u.email, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
+           WHERE s.id = ANY($1::uuid[]) AND s.revoked_at IS NULL AND u.deleted_at IS NULL`,
+          [ids],
+          signal,
+        );
+        return new Map(rows.map((r) => [r.id, r]));
+      },
+      keyOf: (id) => id,
+    },
+    batching,
+  );
 
   return {
-    create: (userId, session) =>
-      db.transaction((transaction) => insertSession(db, transaction, userId, session)),
+    async create(userId, session, tx) {
+      const write = async (t: typeof tx) => {
+        await db.execute(
+          'INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, now())',
+          [session.sessionId, userId],
+          { tx: t },
+        );
+        await db.execute(
+          INSERT_REFRESH_TOKEN_SQL,
+          [session.refreshTokenHash, session.sessionId, null, session.refreshExpiresAt],
+          { tx: t },
+        );
+      };
+      await (tx ? write(tx) : db.run(write));
+    },
 
-    isActive: async (sessionId, userId, signal) => (await liveSession(sessionId, signal)) === userId,
+    async endAllForUser(userId, reason, tx) {
+      await db.execute(
+        'UPDATE sessions SET revoked_at = now(), revoke_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL',
+        [userId, reason],
+        { tx },
+      );
+    },
 
-    async livePrincipal(sessionId, userId, signal) {
-      const row = await livePrincipal(sessionId, signal);
-      return row && row.userId === userId ? { email: row.email, roles: row.roles } : null;
+    isActive: async (sessionId, userId, signal) => (await sessionOwner(sessionId, signal)) === userId,
+
+    async liveCaller(caller: Caller, signal) {
+      const row = await liveSession(caller.sessionId, signal);
+      return row && row.userId === caller.userId ? { ...caller, email: row.email, roles: row.roles } : null;
     },
 
     rotate: (presentedHash, next, graceS) =>
-      db.transaction(async (transaction): Promise<RotateResult> => {
+      db.run(async (tx): Promise<RotateResult> => {
         const issueNext = async (won: { sessionId: string } & UserRecord, outcome: 'rotated' | 'grace') => {
           await db.execute(
             INSERT_REFRESH_TOKEN_SQL,
             [next.hash, won.sessionId, presentedHash, next.expiresAt],
-            {
-              transaction,
-            },
+            { tx },
           );
           const { sessionId, ...user } = won;
           return { outcome, sessionId, user };
         };
 
         const [won] = await db.select<{ sessionId: string } & UserRecord>(CLAIM_PRESENTED, [presentedHash], {
-          transaction,
+          tx,
         });
         if (won) return issueNext(won, 'rotated');
 
@@ -89,33 +130,28 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
            WHERE rt.token_hash = $1
            FOR UPDATE OF s`,
           [presentedHash, graceS],
-          { transaction },
+          { tx },
         );
         if (!p || p.revoked || !p.used) return { outcome: 'invalid' };
         if (graceS > 0 && p.inGrace) {
           const [successor] = await db.select<{ sessionId: string } & UserRecord>(
             CLAIM_SUCCESSOR,
             [presentedHash, p.sessionId],
-            { transaction },
+            { tx },
           );
           if (successor) return issueNext(successor, 'grace');
         }
         // Replay: whoever holds this token is not the session's legitimate client, or both are
         // racing. End the session; this commits although the caller gets an error.
-        await db.execute(
-          `UPDATE sessions SET revoked_at = now(), revoke_reason = 'refresh token reuse'
-           WHERE id = $1 AND revoked_at IS NULL`,
-          [p.sessionId],
-          { transaction },
-        );
+        await db.execute(END_SESSION_SQL, [p.sessionId, reason('refresh token reuse')], { tx });
         return { outcome: 'replay' };
       }),
 
     async endByRefreshToken(hash) {
       await db.execute(
-        `UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout'
+        `UPDATE sessions SET revoked_at = now(), revoke_reason = $2
          WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
-        [hash],
+        [hash, reason('logout')],
       );
     },
   };

@@ -3,11 +3,12 @@ import type { Database } from './database.js';
 
 export function createLoginThrottleStore(db: Database): LoginThrottleStore {
   return {
-    async check(email) {
+    async check(email, signal) {
       const [row] = await db.read<{ waitS: number }>(
         `SELECT GREATEST(0, ceil(extract(epoch FROM locked_until - now())))::int AS "waitS"
          FROM login_attempts WHERE email = $1`,
         [email],
+        signal,
       );
       return { waitS: row?.waitS ?? 0, hasFailures: row !== undefined };
     },

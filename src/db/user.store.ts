@@ -1,27 +1,12 @@
-import type { Transaction } from 'sequelize';
 import { UniqueConstraintError } from 'sequelize';
+import type { Caller } from '../caller.js';
 import { alreadyExists } from '../errors.js';
-import type { NewSession, UserCredentials, UserRecord, UserStore } from '../ports.js';
+import type { ListQuery, UserCredentials, UserRecord, UserStore } from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
-import {
-  END_USER_SESSIONS_SQL,
-  INSERT_REFRESH_TOKEN_SQL,
-  INSERT_SESSION_SQL,
-  likePrefix,
-  U_USER_COLUMNS,
-  USER_COLUMNS,
-} from './sql.js';
+import { likePrefix, U_USER_COLUMNS, USER_COLUMNS } from './sql.js';
 
 const EMAIL_TAKEN = 'an account with this email already exists';
-
-/** Inserts a session and its first refresh token inside `transaction`. */
-export async function insertSession(db: Database, transaction: Transaction, userId: string, s: NewSession) {
-  await db.execute(INSERT_SESSION_SQL, [s.sessionId, userId], { transaction });
-  await db.execute(INSERT_REFRESH_TOKEN_SQL, [s.refreshTokenHash, s.sessionId, null, s.refreshExpiresAt], {
-    transaction,
-  });
-}
 
 const rethrowUnique = (err: unknown): never => {
   if (err instanceof UniqueConstraintError) throw alreadyExists(EMAIL_TAKEN);
@@ -29,133 +14,138 @@ const rethrowUnique = (err: unknown): never => {
 };
 
 const BY_IDS_SQL = `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL`;
+const BY_EMAILS_SQL = `SELECT ${USER_COLUMNS} FROM users WHERE email = ANY($1::text[]) AND deleted_at IS NULL`;
+const CREDENTIALS_BY = (column: 'id' | 'email') =>
+  `SELECT ${USER_COLUMNS}, password_hash AS "passwordHash" FROM users WHERE ${column} = $1 AND deleted_at IS NULL`;
 
-type ForCallerRow = UserRecord & { k: string; live: boolean };
-
-const LIVE_SESSION = `EXISTS (SELECT 1 FROM sessions s JOIN users cu ON cu.id = s.user_id
-  WHERE s.id = $2 AND s.user_id = $3 AND s.revoked_at IS NULL AND cu.deleted_at IS NULL)`;
+/** GetUser's lookup: whose session asks, and for whom. */
+interface ForCallerKey {
+  sessionId: string;
+  userId: string;
+  target: string;
+}
+type ForCallerRow = UserRecord & { i: number; live: boolean };
 
 /**
  * One statement that both checks a caller's session and reads the target (GetUser): for a single
  * lookup a plain statement whose generic plan PostgreSQL caches (an `unnest` join is re-planned on
- * every execution, ~2 ms of planning); for a batch the `unnest` form, planned once per batch.
+ * every execution, ~2 ms of planning); for a batch the `unnest` form, planned once per batch. Rows
+ * come back numbered (`i`, 1-based) in the order of the keys.
  */
 const forCallerOneSql = (column: 'id' | 'email') => `
-  SELECT $1::text AS k, ${LIVE_SESSION} AS live, ${U_USER_COLUMNS}
-  FROM (SELECT 1) AS one LEFT JOIN users u ON u.${column} = $4 AND u.deleted_at IS NULL`;
+  SELECT 1 AS i, EXISTS (SELECT 1 FROM sessions s JOIN users cu ON cu.id = s.user_id
+      WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND cu.deleted_at IS NULL) AS live,
+    ${U_USER_COLUMNS}
+  FROM (SELECT 1) AS one LEFT JOIN users u ON u.${column} = $3 AND u.deleted_at IS NULL`;
 
-const forCallerSql = (targetType: 'uuid' | 'text', column: 'id' | 'email') => `
-  SELECT k.k, (s.id IS NOT NULL) AS live, ${U_USER_COLUMNS}
-  FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::${targetType}[]) AS k(k, sid, uid, target)
+const forCallerBatchSql = (targetType: 'uuid' | 'text', column: 'id' | 'email') => `
+  SELECT k.i::int AS i, (s.id IS NOT NULL) AS live, ${U_USER_COLUMNS}
+  FROM unnest($1::uuid[], $2::uuid[], $3::${targetType}[]) WITH ORDINALITY AS k(sid, uid, target, i)
   LEFT JOIN sessions s ON s.id = k.sid AND s.user_id = k.uid AND s.revoked_at IS NULL
     AND EXISTS (SELECT 1 FROM users cu WHERE cu.id = k.uid AND cu.deleted_at IS NULL)
   LEFT JOIN users u ON u.${column} = k.target AND u.deleted_at IS NULL`;
 
+/** The statement `list` sends, with its parameters (exported so a test can EXPLAIN exactly it). */
+export function listStatement({ afterId, prefix, limit }: ListQuery): { text: string; values: unknown[] } {
+  const where = ['deleted_at IS NULL'];
+  const values: unknown[] = [];
+  if (afterId) {
+    values.push(afterId);
+    where.push(`(created_at, id) > (SELECT created_at, id FROM users WHERE id = $${values.length})`);
+  }
+  if (prefix) {
+    values.push(likePrefix(prefix));
+    // served by users_email_prefix_idx and users_display_name_prefix_idx (text_pattern_ops)
+    where.push(`(email LIKE $${values.length} OR lower(display_name) LIKE $${values.length})`);
+  }
+  values.push(limit);
+  return {
+    text: `SELECT ${USER_COLUMNS} FROM users WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $${values.length}`,
+    values,
+  };
+}
+
 export function createUserStore(db: Database, batching: BatcherOptions): UserStore {
-  const one = async <T>(sql: string, bind: unknown[]) => (await db.read<T>(sql, bind))[0] ?? null;
-  // GetUser's lookups, coalesced under load (see batcher.ts)
+  const one = async <T>(sql: string, bind: unknown[], signal?: AbortSignal) =>
+    (await db.read<T>(sql, bind, signal))[0] ?? null;
+  const byKey = (rows: UserRecord[], key: 'id' | 'email') => new Map(rows.map((u) => [u[key], u]));
   const byId = createBatcher(
-    async (ids: string[]) => new Map((await db.read<UserRecord>(BY_IDS_SQL, [ids])).map((u) => [u.id, u])),
+    { load: async (ids: string[]) => byKey(await db.read(BY_IDS_SQL, [ids]), 'id'), keyOf: (id) => id },
     batching,
   );
-  const byEmail = createBatcher(async (emails: string[]) => {
-    const rows = await db.read<UserRecord>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE email = ANY($1::text[]) AND deleted_at IS NULL`,
-      [emails],
-    );
-    return new Map(rows.map((u) => [u.email, u]));
-  }, batching);
+  const byEmail = createBatcher(
+    {
+      load: async (emails: string[]) => byKey(await db.read(BY_EMAILS_SQL, [emails]), 'email'),
+      keyOf: (email) => email,
+    },
+    batching,
+  );
 
   const forCaller = (targetType: 'uuid' | 'text', column: 'id' | 'email') => {
-    const batchSql = forCallerSql(targetType, column);
+    const batchSql = forCallerBatchSql(targetType, column);
     const oneSql = forCallerOneSql(column);
-    return createBatcher(async (keys: string[], signal) => {
-      const parts = keys.map((k) => k.split(' '));
-      const [first] = parts;
-      const rows =
-        keys.length === 1 && first
-          ? await db.read<ForCallerRow>(
-              oneSql,
-              [keys[0], first[0], first[1], first.slice(2).join(' ')],
-              signal,
-            )
-          : await db.read<ForCallerRow>(
-              batchSql,
-              [keys, parts.map((p) => p[0]), parts.map((p) => p[1]), parts.map((p) => p.slice(2).join(' '))],
-              signal,
-            );
-      return new Map(
-        rows.map(({ k, live, ...u }) => [
-          k,
-          { callerLive: live, user: u.id === null ? null : (u as UserRecord) },
-        ]),
-      );
-    }, batching);
+    const keyOf = (k: ForCallerKey) => `${k.sessionId}\u0000${k.userId}\u0000${k.target}`;
+    return createBatcher(
+      {
+        keyOf,
+        async load(keys: ForCallerKey[], signal) {
+          const [first] = keys;
+          const rows =
+            keys.length === 1 && first
+              ? await db.read<ForCallerRow>(oneSql, [first.sessionId, first.userId, first.target], signal)
+              : await db.read<ForCallerRow>(
+                  batchSql,
+                  [keys.map((k) => k.sessionId), keys.map((k) => k.userId), keys.map((k) => k.target)],
+                  signal,
+                );
+          return new Map(
+            rows.map(({ i, live, ...u }) => [
+              keyOf(keys[i - 1] as ForCallerKey),
+              { callerLive: live, user: u.id === null ? null : (u as UserRecord) },
+            ]),
+          );
+        },
+      },
+      batching,
+    );
   };
   const forCallerById = forCaller('uuid', 'id');
   const forCallerByEmail = forCaller('text', 'email');
 
   return {
-    async findForCaller(lookup, caller, signal) {
-      const target = 'id' in lookup ? lookup.id : lookup.email;
-      const key = `${caller.sessionId} ${caller.userId} ${target}`;
-      const found = await ('id' in lookup ? forCallerById(key, signal) : forCallerByEmail(key, signal));
+    async findForCaller(lookup, caller: Caller, signal) {
+      const { sessionId, userId } = caller;
+      const found = await ('id' in lookup
+        ? forCallerById({ sessionId, userId, target: lookup.id }, signal)
+        : forCallerByEmail({ sessionId, userId, target: lookup.email }, signal));
       return found ?? { callerLive: false, user: null };
     },
 
-    createWithSession: (user, session) =>
-      db
-        .transaction(async (transaction) => {
-          const [created] = await db.select<UserRecord>(
-            `INSERT INTO users (id, email, password_hash, display_name, roles, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, ARRAY['user'], now(), now())
-             RETURNING ${USER_COLUMNS}`,
-            [user.id, user.email, user.passwordHash, user.displayName],
-            { transaction },
-          );
-          await insertSession(db, transaction, user.id, session);
-          return created as UserRecord;
-        })
-        .catch(rethrowUnique),
-
-    findById: async (id) => (await byId(id)) ?? null,
-
-    findByEmail: async (email) => (await byEmail(email)) ?? null,
-
-    findCredentialsByEmail: (email) =>
-      one<UserCredentials>(
-        `SELECT ${USER_COLUMNS}, password_hash AS "passwordHash" FROM users WHERE email = $1 AND deleted_at IS NULL`,
-        [email],
-      ),
-
-    findCredentialsById: (id) =>
-      one<UserCredentials>(
-        `SELECT ${USER_COLUMNS}, password_hash AS "passwordHash" FROM users WHERE id = $1 AND deleted_at IS NULL`,
-        [id],
-      ),
-
-    findManyByIds: (ids) => db.read<UserRecord>(BY_IDS_SQL, [ids]),
-
-    list({ afterId, prefix, limit }) {
-      const where = ['deleted_at IS NULL'];
-      const bind: unknown[] = [];
-      if (afterId) {
-        bind.push(afterId);
-        where.push(`(created_at, id) > (SELECT created_at, id FROM users WHERE id = $${bind.length})`);
-      }
-      if (prefix) {
-        bind.push(likePrefix(prefix));
-        // served by users_email_prefix_idx and users_display_name_prefix_idx (text_pattern_ops)
-        where.push(`(email LIKE $${bind.length} OR lower(display_name) LIKE $${bind.length})`);
-      }
-      bind.push(limit);
-      return db.read<UserRecord>(
-        `SELECT ${USER_COLUMNS} FROM users WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $${bind.length}`,
-        bind,
-      );
+    async insert(user, tx) {
+      const [created] = await db
+        .select<UserRecord>(
+          `INSERT INTO users (id, email, password_hash, display_name, roles, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, ARRAY['user'], now(), now())
+           RETURNING ${USER_COLUMNS}`,
+          [user.id, user.email, user.passwordHash, user.displayName],
+          { tx },
+        )
+        .catch(rethrowUnique);
+      return created as UserRecord;
     },
 
-    async replacePasswordHash(id, expected, next) {
+    findById: async (id) => (await byId(id)) ?? null,
+    findByEmail: async (email) => (await byEmail(email)) ?? null,
+    findCredentialsByEmail: (email, signal) => one<UserCredentials>(CREDENTIALS_BY('email'), [email], signal),
+    findCredentialsById: (id, signal) => one<UserCredentials>(CREDENTIALS_BY('id'), [id], signal),
+    findManyByIds: (ids) => db.read<UserRecord>(BY_IDS_SQL, [ids]),
+
+    list(query) {
+      const { text, values } = listStatement(query);
+      return db.read<UserRecord>(text, values);
+    },
+
+    async upgradePasswordHash(id, expected, next) {
       const n = await db.execute(
         'UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL',
         [id, expected, next],
@@ -163,50 +153,40 @@ export function createUserStore(db: Database, batching: BatcherOptions): UserSto
       return n === 1;
     },
 
-    changePassword: (id, expected, next, session) =>
-      db.transaction(async (transaction) => {
-        const n = await db.execute(
-          `UPDATE users SET password_hash = $3, updated_at = now()
-           WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL`,
-          [id, expected, next],
-          { transaction },
-        );
-        if (n !== 1) return false;
-        await db.execute(END_USER_SESSIONS_SQL, [id, 'password change'], { transaction });
-        await insertSession(db, transaction, id, session);
-        return true;
-      }),
+    async changePasswordHash(id, expected, next, tx) {
+      const n = await db.execute(
+        `UPDATE users SET password_hash = $3, updated_at = now()
+         WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL`,
+        [id, expected, next],
+        { tx },
+      );
+      return n === 1;
+    },
 
-    update: (id, patch, { endSessions }) =>
-      db
-        .transaction(async (transaction) => {
-          const [updated] = await db.select<UserRecord>(
-            `UPDATE users SET
-               email = COALESCE($2, email),
-               display_name = COALESCE($3, display_name),
-               roles = COALESCE($4::text[], roles),
-               updated_at = now()
-             WHERE id = $1 AND deleted_at IS NULL
-             RETURNING ${USER_COLUMNS}`,
-            [id, patch.email ?? null, patch.displayName ?? null, patch.roles ?? null],
-            { transaction },
-          );
-          if (updated && endSessions)
-            await db.execute(END_USER_SESSIONS_SQL, [id, 'roles reduced'], { transaction });
-          return updated ?? null;
-        })
-        .catch(rethrowUnique),
+    async update(id, patch, tx) {
+      const [updated] = await db
+        .select<UserRecord>(
+          `UPDATE users SET
+             email = COALESCE($2, email),
+             display_name = COALESCE($3, display_name),
+             roles = COALESCE($4::text[], roles),
+             updated_at = now()
+           WHERE id = $1 AND deleted_at IS NULL
+           RETURNING ${USER_COLUMNS}`,
+          [id, patch.email ?? null, patch.displayName ?? null, patch.roles ?? null],
+          { tx },
+        )
+        .catch(rethrowUnique);
+      return updated ?? null;
+    },
 
-    softDelete: (id) =>
-      db.transaction(async (transaction) => {
-        const n = await db.execute(
-          'UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL',
-          [id],
-          { transaction },
-        );
-        if (n !== 1) return false;
-        await db.execute(END_USER_SESSIONS_SQL, [id, 'user deleted'], { transaction });
-        return true;
-      }),
+    async softDelete(id, tx) {
+      const n = await db.execute(
+        'UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL',
+        [id],
+        { tx },
+      );
+      return n === 1;
+    },
   };
 }

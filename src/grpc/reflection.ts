@@ -12,8 +12,9 @@
 import fs from 'node:fs';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+
+type PackageDefinition = ConstructorParameters<typeof ReflectionService>[0];
 
 export const DESCRIPTOR_SET_URL = new URL('../gen/descriptors.binpb', import.meta.url);
 
@@ -23,10 +24,6 @@ export function loadFileDescriptorProtos(url: URL = DESCRIPTOR_SET_URL): Buffer[
   return set.file.map((file) => Buffer.from(toBinary(FileDescriptorProtoSchema, file)));
 }
 
-const notACodec = () => {
-  throw new Error('descriptor-only entry: used for reflection, not for (de)serialising messages');
-};
-
 export function createReflectionService(): ReflectionService {
   // ReflectionService reads only `fileDescriptorProtos` from each entry of the definition.
   const definition: PackageDefinition = {
@@ -34,8 +31,6 @@ export function createReflectionService(): ReflectionService {
       format: 'Protocol Buffer 3 DescriptorProto',
       type: {},
       fileDescriptorProtos: loadFileDescriptorProtos(),
-      serialize: notACodec,
-      deserialize: notACodec,
     },
   };
   return new ReflectionService(definition);

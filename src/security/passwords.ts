@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import bcrypt from 'bcrypt';
+import type { AppConfig } from '../config.js';
 import { cancelled, resourceExhausted } from '../errors.js';
 
 export interface PasswordHasher {
@@ -22,21 +23,19 @@ export interface PasswordHasher {
   stats(): { running: number; waiting: number; started: number };
 }
 
-export interface HasherOptions {
-  rounds: number;
-  /** Operations at once; 0 means one per CPU core. */
-  concurrency: number;
-  queueMax: number;
-}
+export type HasherConfig = Pick<AppConfig, 'BCRYPT_ROUNDS' | 'HASH_CONCURRENCY' | 'HASH_QUEUE_MAX'>;
 
 interface Waiter {
   start: () => void;
-  fail: (err: Error) => void;
 }
 
-export function createPasswordHasher(options: HasherOptions): PasswordHasher {
-  const { rounds, queueMax } = options;
-  const concurrency = options.concurrency || Math.max(1, os.availableParallelism());
+/** The three bcrypt calls used (the unit tests pass a controllable stand-in). */
+export type Bcrypt = Pick<typeof bcrypt, 'hash' | 'compare' | 'getRounds'>;
+
+export function createPasswordHasher(config: HasherConfig, impl: Bcrypt = bcrypt): PasswordHasher {
+  const rounds = config.BCRYPT_ROUNDS;
+  const queueMax = config.HASH_QUEUE_MAX;
+  const concurrency = config.HASH_CONCURRENCY || Math.max(1, os.availableParallelism());
   let running = 0;
   let started = 0;
   const queue: Waiter[] = [];
@@ -48,9 +47,9 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
     if (next) next.start();
   };
 
-  /** Runs `work` when a slot is free; rejects at once if the queue is full or the caller is gone. */
   const busy = () => resourceExhausted('too many password operations in progress; retry in a few seconds');
 
+  /** Runs `work` when a slot is free; rejects at once if the queue is full or the caller is gone. */
   const withSlot = <T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
     if (signal?.aborted) return Promise.reject(cancelled('the call was cancelled before hashing started'));
     const runNow = () => {
@@ -66,7 +65,6 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
           signal?.removeEventListener('abort', onAbort);
           runNow().then(resolve, reject);
         },
-        fail: reject,
       };
       const onAbort = () => {
         const i = queue.indexOf(waiter);
@@ -79,7 +77,7 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
   };
 
   const getDummyHash = () => {
-    dummyHash ??= bcrypt.hash('connectsphere-dummy-password', rounds);
+    dummyHash ??= impl.hash('connectsphere-dummy-password', rounds);
     return dummyHash;
   };
 
@@ -89,15 +87,15 @@ export function createPasswordHasher(options: HasherOptions): PasswordHasher {
   });
 
   return {
-    hash: (password, signal) => withSlot(() => bcrypt.hash(password, rounds), signal),
+    hash: (password, signal) => withSlot(() => impl.hash(password, rounds), signal),
     async verify(password, hash, signal) {
       const target = hash ?? (await getDummyHash());
-      const ok = await withSlot(() => bcrypt.compare(password, target), signal);
+      const ok = await withSlot(() => impl.compare(password, target), signal);
       return ok && hash !== null;
     },
     needsRehash: (hash) => {
       try {
-        return bcrypt.getRounds(hash) !== rounds;
+        return impl.getRounds(hash) !== rounds;
       } catch {
         return true;
       }

@@ -6,44 +6,42 @@
  */
 import { createHash, createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import type { Caller } from '../caller.js';
+import type { AppConfig } from '../config.js';
 
-export interface AccessClaims {
-  userId: string;
-  email: string;
-  roles: string[];
-  sessionId: string;
+/** A valid access token: who it was issued to (email and roles as of its issue) and its expiry. */
+export interface VerifiedToken {
+  caller: Caller;
   /** Expiry, seconds since the epoch. */
   exp: number;
 }
 
 export interface TokenService {
-  signAccess(claims: Omit<AccessClaims, 'exp'>): { token: string; expiresIn: number };
-  /** The claims of a valid access token, or null for anything else (bad, expired, forged, wrong alg). */
-  verifyAccess(token: string): AccessClaims | null;
+  signAccess(caller: Caller): { token: string; expiresIn: number };
+  /** A valid access token's caller, or null for anything else (bad, expired, forged, wrong alg). */
+  verifyAccess(token: string): VerifiedToken | null;
   newRefreshToken(): { token: string; hash: string; expiresAt: Date; expiresIn: number };
   hashRefreshToken(token: string): string;
-  readonly accessTtlS: number;
-  readonly refreshTtlS: number;
 }
 
-export interface TokenOptions {
-  secretKey: string;
-  issuer: string;
-  audience: string;
-  accessTtlS: number;
-  refreshTtlS: number;
-}
+export type TokenConfig = Pick<
+  AppConfig,
+  'SECRET_KEY' | 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_EXPIRE_MINUTES' | 'REFRESH_TOKEN_EXPIRE_DAYS'
+>;
 
 const TOKEN_USE = 'access';
 const VERIFIED_CACHE_MAX = 10_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export function createTokenService(options: TokenOptions): TokenService {
-  const key = createSecretKey(Buffer.from(options.secretKey, 'utf8'));
-  const { issuer, audience, accessTtlS, refreshTtlS } = options;
+export function createTokenService(config: TokenConfig): TokenService {
+  const key = createSecretKey(Buffer.from(config.SECRET_KEY, 'utf8'));
+  const issuer = config.JWT_ISSUER;
+  const audience = config.JWT_AUDIENCE;
+  const accessTtlS = config.ACCESS_TOKEN_EXPIRE_MINUTES * 60;
+  const refreshTtlS = config.REFRESH_TOKEN_EXPIRE_DAYS * 86_400;
 
   /** Full verification: signature (HS256 only), issuer, audience, expiry, not-before, claim shapes. */
-  const verify = (token: string): AccessClaims | null => {
+  const verify = (token: string): VerifiedToken | null => {
     let payload: jwt.JwtPayload | string;
     try {
       payload = jwt.verify(token, key, { algorithms: ['HS256'], issuer, audience, complete: false });
@@ -60,24 +58,22 @@ export function createTokenService(options: TokenOptions): TokenService {
     if (typeof sid !== 'string' || !UUID.test(sid)) return null;
     if (typeof email !== 'string' || typeof exp !== 'number') return null;
     if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return null;
-    return { userId: sub, email, roles, sessionId: sid, exp };
+    return { caller: { kind: 'user', userId: sub, email, roles, sessionId: sid }, exp };
   };
 
   // Verified tokens, so a client reusing its token skips the HMAC and JSON work. Only tokens that
   // passed full verification enter; the expiry is checked again on every hit; the exact token
   // string is the key, so a forgery never matches. Oldest out first past VERIFIED_CACHE_MAX.
-  const verified = new Map<string, AccessClaims>();
+  const verified = new Map<string, VerifiedToken>();
 
   return {
-    accessTtlS,
-    refreshTtlS,
-    signAccess(claims) {
+    signAccess(caller) {
       const token = jwt.sign(
-        { email: claims.email, roles: claims.roles, sid: claims.sessionId, token_use: TOKEN_USE },
+        { email: caller.email, roles: caller.roles, sid: caller.sessionId, token_use: TOKEN_USE },
         key,
         {
           algorithm: 'HS256',
-          subject: claims.userId,
+          subject: caller.userId,
           issuer,
           audience,
           expiresIn: accessTtlS,
@@ -94,12 +90,12 @@ export function createTokenService(options: TokenOptions): TokenService {
         verified.delete(token);
         return null;
       }
-      const claims = verify(token);
-      if (claims) {
+      const result = verify(token);
+      if (result) {
         if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string);
-        verified.set(token, claims);
+        verified.set(token, result);
       }
-      return claims;
+      return result;
     },
 
     newRefreshToken() {

@@ -1,0 +1,135 @@
+/**
+ * The layers of ARCHITECTURE.md ("What may import what"), enforced: `npm run lint:deps` (in CI)
+ * fails on any import these rules forbid. Type-only imports count too.
+ */
+const SERVICE = '^services/([^/]+)/[^/]+[.]service[.]ts$';
+const HANDLERS = '^services/([^/]+)/[^/]+[.]handlers[.]ts$';
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'Import cycles make the layers meaningless.',
+      from: { path: '^(src|services)/' },
+      to: { circular: true },
+    },
+    {
+      name: 'use-cases-stay-pure',
+      severity: 'error',
+      comment:
+        'Use cases (services/*/*.service.ts) see storage and transport only through src/ports.ts: no Sequelize, pg, grpc, src/db, src/grpc, src/gen or another service.',
+      from: { path: SERVICE },
+      to: {
+        path: [
+          '^node_modules/(sequelize|pg|@grpc)/',
+          '^src/(db|grpc|gen)/',
+          '^src/(app|main|cli|server|client)[.]ts$',
+          '^services/',
+        ],
+        pathNot: ['^services/$1/'],
+      },
+    },
+    {
+      name: 'use-cases-not-across-services',
+      severity: 'error',
+      comment: 'One service never reaches into another.',
+      from: { path: '^services/([^/]+)/' },
+      to: { path: '^services/', pathNot: '^services/$1/' },
+    },
+    {
+      name: 'handlers-are-thin',
+      severity: 'error',
+      comment:
+        'Handlers map messages to use cases: their own service, src/gen, and the gRPC adapter types, mappers and policy.',
+      from: { path: HANDLERS },
+      to: {
+        path: '^(src|services)/',
+        pathNot: [
+          '^services/$1/',
+          '^src/gen/',
+          '^src/grpc/(adapter|mappers|policy|context)[.]ts$',
+          '^src/(caller|ports)[.]ts$',
+        ],
+      },
+    },
+    {
+      name: 'only-src-db-knows-the-database',
+      severity: 'error',
+      comment:
+        'Sequelize and pg are imported by src/db only (tests and the benchmark may use pg to inspect or seed).',
+      from: { path: '^(src|services)/', pathNot: '^src/db/' },
+      to: { path: '^node_modules/(sequelize|pg|pg-[a-z-]+)/' },
+    },
+    {
+      name: 'domain-core-depends-on-nothing',
+      severity: 'error',
+      comment: 'The domain types and rules stand alone.',
+      from: { path: '^src/(ports|errors|caller|validation)[.]ts$' },
+      to: { path: '^(src|services|node_modules)/', pathNot: '^src/(ports|errors|caller|validation)[.]ts$' },
+    },
+    {
+      name: 'security-and-grpc-do-not-touch-storage',
+      severity: 'error',
+      comment: 'src/security and src/grpc use storage through src/ports.ts interfaces only.',
+      from: { path: '^src/(security|grpc)/' },
+      to: { path: '^src/db/' },
+    },
+    {
+      name: 'generated-code-imports-only-its-runtime',
+      severity: 'error',
+      comment:
+        'src/gen is produced by buf + ts-proto and imports only @bufbuild/protobuf, @grpc/grpc-js and itself.',
+      from: { path: '^src/gen/' },
+      to: { pathNot: ['^src/gen/', '^node_modules/(@bufbuild/protobuf|@grpc/grpc-js)/'] },
+    },
+    {
+      name: 'client-stands-alone',
+      severity: 'error',
+      comment: 'src/client.ts is used by other services: src/gen and grpc-js only.',
+      from: { path: '^src/client[.]ts$' },
+      to: { pathNot: ['^src/gen/', '^node_modules/@grpc/grpc-js/'] },
+    },
+    {
+      name: 'entry-points-are-not-imported',
+      severity: 'error',
+      comment:
+        'main.ts and cli.ts are process entry points; app.ts (the composition root) only for main and the tests.',
+      from: { pathNot: '^test/' },
+      to: { path: '^src/(main|cli)[.]ts$' },
+    },
+    {
+      name: 'composition-root-only-for-main',
+      severity: 'error',
+      from: { pathNot: ['^test/', '^src/main[.]ts$'] },
+      to: { path: '^src/app[.]ts$' },
+    },
+    {
+      name: 'bench-drives-from-outside',
+      severity: 'error',
+      comment:
+        'The benchmark uses the public client, the generated code and the embedded database helper, nothing inside the server.',
+      from: { path: '^bench/' },
+      to: {
+        path: '^(src|services)/',
+        pathNot: ['^src/client[.]ts$', '^src/gen/', '^src/db/embedded[.]ts$', '^src/logger[.]ts$'],
+      },
+    },
+    {
+      name: 'not-to-dev-dep',
+      severity: 'error',
+      comment: 'Code that runs in production must not need a devDependency.',
+      from: { path: '^(src|services)/' },
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+    },
+  },
+};

@@ -1,0 +1,69 @@
+/**
+ * The per-call context and the middleware chain. A call runs through small steps composed once at
+ * the root (src/app.ts), outermost first, each `(ctx, next) => Promise<response>`; the handler is
+ * the innermost. Errors travel up as exceptions; the status step turns them into a `StatusError`
+ * carrying the gRPC status, so the steps outside it (the log line) see the final code.
+ */
+import type { Metadata, StatusObject } from '@grpc/grpc-js';
+import type { Caller } from '../caller.js';
+import type { CallPolicy } from './policy.js';
+
+export interface MethodInfo {
+  /** Full path, e.g. `/connectsphere.auth.v1.AuthService/Login`. */
+  readonly path: string;
+  readonly policy: CallPolicy;
+}
+
+export interface CallContext {
+  readonly method: MethodInfo;
+  /** The decoded request, or a DecodeFailure (see decoding.ts). */
+  readonly request: unknown;
+  readonly metadata: Metadata;
+  /** Aborted when the caller cancels or its deadline passes: stop work that only it wanted. */
+  readonly signal: AbortSignal;
+  /** Set by the authentication step for bearer methods. */
+  caller: Caller | undefined;
+  /** True once the caller's login session is proven live (always for public methods). */
+  live: boolean;
+}
+
+export type Next = () => Promise<unknown>;
+export type Middleware = (ctx: CallContext, next: Next) => Promise<unknown>;
+
+/** `steps` around `handler`, outermost first. */
+export function compose(
+  steps: readonly Middleware[],
+  handler: (ctx: CallContext) => Promise<unknown>,
+): (ctx: CallContext) => Promise<unknown> {
+  return steps.reduceRight<(ctx: CallContext) => Promise<unknown>>(
+    (inner, step) => (ctx) => step(ctx, () => inner(ctx)),
+    handler,
+  );
+}
+
+/** An error already mapped to the status the caller gets. */
+export class StatusError extends Error {
+  constructor(readonly status: StatusObject) {
+    super(status.details);
+    this.name = 'StatusError';
+  }
+}
+
+/** What a handler sees: no transport details beyond metadata, and the caller when its policy has one. */
+export interface PublicContext {
+  readonly metadata: Metadata;
+  readonly signal: AbortSignal;
+}
+export interface AuthedContext extends PublicContext {
+  readonly caller: Caller;
+}
+export interface SessionInHandlerContext extends AuthedContext {
+  /** The handler's own query has confirmed that the caller's session is live. */
+  confirmLive(): void;
+}
+
+export type HandlerContextFor<P extends CallPolicy> = P extends { auth: 'public' }
+  ? PublicContext
+  : P extends { session: 'in-handler' }
+    ? SessionInHandlerContext
+    : AuthedContext;
