@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Code, type ConnectSphereClient, fieldViolations } from '../src/client.js';
+import { listStatement } from '../src/db/user.store.js';
 import type { User } from '../src/gen/connectsphere/user/v1/user.js';
 import { runCli } from './helpers/process.js';
 import { expectCode, newAccount, startTestServer, type TestServer } from './helpers/server.js';
@@ -120,22 +121,26 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       ).to.deep.equal([]);
     });
 
-    it('runs the prefix search on the two prefix indexes (EXPLAIN over 5000 users)', async () => {
+    it("runs the store's own ListUsers statements on indexes (EXPLAIN over 5000 users)", async () => {
       const big = await startTestServer();
       try {
         await big.sql(`INSERT INTO users (id, email, password_hash, display_name, roles, created_at, updated_at)
           SELECT gen_random_uuid(), 'bulk' || g || '@example.com', 'x', 'Bulk ' || g, '{user}', now(), now()
           FROM generate_series(1, 5000) g; ANALYZE users;`);
-        const plan = (
-          await big.sql<{ 'QUERY PLAN': string }>(
-            `EXPLAIN SELECT id FROM users WHERE deleted_at IS NULL AND (email LIKE 'ada%' OR lower(display_name) LIKE 'ada%')
-             ORDER BY created_at, id LIMIT 51`,
-          )
-        )
-          .map((r) => r['QUERY PLAN'])
-          .join('\n');
-        expect(plan).to.include('users_email_prefix_idx').and.include('users_display_name_prefix_idx');
-        expect(plan).to.not.include('Seq Scan');
+        const explain = async (query: Parameters<typeof listStatement>[0]) => {
+          // exactly the text and parameters the store sends (bound, as its prepared statement is)
+          const { text, values } = listStatement(query);
+          const rows = await big.sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values);
+          return rows.map((r) => r['QUERY PLAN']).join('\n');
+        };
+        const search = await explain({ prefix: 'ada', limit: 51 });
+        expect(search).to.include('users_email_prefix_idx').and.include('users_display_name_prefix_idx');
+        expect(search).to.not.include('Seq Scan');
+        const [middle] = await big.sql<{ id: string }>(
+          'SELECT id FROM users ORDER BY created_at, id OFFSET 2500 LIMIT 1',
+        );
+        const page = await explain({ afterId: middle?.id, limit: 51 });
+        expect(page).to.include('users_created_id_idx').and.not.include('Seq Scan');
       } finally {
         await big.stop();
       }

@@ -49,7 +49,7 @@ export async function startTestServer(
       done();
     },
   });
-  const app = await startApp(config, createLogger(config.logLevel, sink));
+  const app = await startApp(config, createLogger(config.LOG_LEVEL, sink));
   const address = `127.0.0.1:${app.port}`;
   const client = connect(address, { deadlineMs: 10_000 });
   let stopped = false;

@@ -1,0 +1,283 @@
+/**
+ * Small in-memory implementations of the storage ports (src/ports.ts), for testing the use cases
+ * without a database. They keep the contract's observable rules (unique active email, one winner of
+ * a rotation, replay ends the session, a transaction that throws leaves nothing behind) and record
+ * every call, so a test can also assert what was NOT asked of storage.
+ */
+import type { Caller } from '../../src/caller.js';
+import { alreadyExists } from '../../src/errors.js';
+import type {
+  LoginThrottleStore,
+  NewSession,
+  RevokeReason,
+  RotateResult,
+  SessionStore,
+  Transactions,
+  Tx,
+  UserCredentials,
+  UserRecord,
+  UserStore,
+} from '../../src/ports.js';
+
+interface StoredUser extends UserCredentials {
+  deleted: boolean;
+}
+interface StoredSession {
+  id: string;
+  userId: string;
+  revokedReason?: RevokeReason;
+}
+interface StoredToken {
+  hash: string;
+  sessionId: string;
+  parentHash: string | null;
+  expiresAt: Date;
+  usedAt?: Date;
+}
+interface Attempts {
+  failures: number;
+  lastFailureAt: number;
+  lockedUntil: number;
+}
+
+export interface MemoryState {
+  users: Map<string, StoredUser>;
+  sessions: Map<string, StoredSession>;
+  tokens: Map<string, StoredToken>;
+  attempts: Map<string, Attempts>;
+}
+
+export function createMemoryStores(clock: () => number = Date.now) {
+  let state: MemoryState = { users: new Map(), sessions: new Map(), tokens: new Map(), attempts: new Map() };
+  const calls: string[] = [];
+  const record = (name: string) => calls.push(name);
+  const TX = { tx: true } as unknown as Tx;
+  let open = 0;
+
+  const transactions: Transactions = {
+    async run(work) {
+      record('transaction');
+      const snapshot = structuredClone(state);
+      open++;
+      try {
+        return await work(TX);
+      } catch (err) {
+        state = snapshot; // rolled back
+        throw err;
+      } finally {
+        open--;
+      }
+    },
+  };
+  const inTx = (tx: Tx | undefined, what: string) => {
+    if (tx !== undefined && (tx !== TX || open === 0)) throw new Error(`${what}: not a live transaction`);
+  };
+  const publicRecord = ({ passwordHash: _, deleted: __, ...u }: StoredUser): UserRecord => ({
+    ...u,
+    roles: [...u.roles],
+  });
+  const active = (pred: (u: StoredUser) => boolean) =>
+    [...state.users.values()].find((u) => !u.deleted && pred(u));
+  const credentials = (u: StoredUser | undefined): UserCredentials | null =>
+    u ? { ...publicRecord(u), passwordHash: u.passwordHash } : null;
+
+  const users: UserStore = {
+    async insert(user, tx) {
+      record('users.insert');
+      inTx(tx, 'users.insert');
+      if (active((u) => u.email === user.email))
+        throw alreadyExists('an account with this email already exists');
+      const now = new Date(clock());
+      const stored: StoredUser = {
+        ...user,
+        roles: ['user'],
+        createTime: now,
+        updateTime: now,
+        deleted: false,
+      };
+      state.users.set(user.id, stored);
+      return publicRecord(stored);
+    },
+    async findById(id) {
+      record('users.findById');
+      const u = active((x) => x.id === id);
+      return u ? publicRecord(u) : null;
+    },
+    async findByEmail(email) {
+      record('users.findByEmail');
+      const u = active((x) => x.email === email);
+      return u ? publicRecord(u) : null;
+    },
+    async findCredentialsByEmail(email) {
+      record('users.findCredentialsByEmail');
+      return credentials(active((x) => x.email === email));
+    },
+    async findCredentialsById(id) {
+      record('users.findCredentialsById');
+      return credentials(active((x) => x.id === id));
+    },
+    async findForCaller(lookup, caller: Caller) {
+      record('users.findForCaller');
+      const s = state.sessions.get(caller.sessionId);
+      const callerLive =
+        !!s && s.userId === caller.userId && !s.revokedReason && !!active((u) => u.id === caller.userId);
+      const u = active((x) => ('id' in lookup ? x.id === lookup.id : x.email === lookup.email));
+      return { callerLive, user: u ? publicRecord(u) : null };
+    },
+    async findManyByIds(ids) {
+      record('users.findManyByIds');
+      return ids.flatMap((id) => {
+        const u = active((x) => x.id === id);
+        return u ? [publicRecord(u)] : [];
+      });
+    },
+    async list({ afterId, prefix, limit }) {
+      record('users.list');
+      const all = [...state.users.values()].filter((u) => !u.deleted);
+      const start = afterId ? all.findIndex((u) => u.id === afterId) + 1 : 0;
+      return all
+        .slice(start)
+        .filter(
+          (u) => !prefix || u.email.startsWith(prefix) || u.displayName.toLowerCase().startsWith(prefix),
+        )
+        .slice(0, limit)
+        .map(publicRecord);
+    },
+    async upgradePasswordHash(id, expected, next) {
+      record('users.upgradePasswordHash');
+      const u = active((x) => x.id === id && x.passwordHash === expected);
+      if (u) u.passwordHash = next;
+      return !!u;
+    },
+    async changePasswordHash(id, expected, next, tx) {
+      record('users.changePasswordHash');
+      inTx(tx, 'users.changePasswordHash');
+      const u = active((x) => x.id === id && x.passwordHash === expected);
+      if (u) {
+        u.passwordHash = next;
+        u.updateTime = new Date(clock());
+      }
+      return !!u;
+    },
+    async update(id, patch, tx) {
+      record('users.update');
+      inTx(tx, 'users.update');
+      const u = active((x) => x.id === id);
+      if (!u) return null;
+      if (patch.email !== undefined && active((x) => x.email === patch.email && x.id !== id)) {
+        throw alreadyExists('an account with this email already exists');
+      }
+      Object.assign(u, {
+        ...(patch.email !== undefined ? { email: patch.email } : {}),
+        ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
+        ...(patch.roles !== undefined ? { roles: [...patch.roles] } : {}),
+        updateTime: new Date(clock()),
+      });
+      return publicRecord(u);
+    },
+    async softDelete(id, tx) {
+      record('users.softDelete');
+      inTx(tx, 'users.softDelete');
+      const u = active((x) => x.id === id);
+      if (u) u.deleted = true;
+      return !!u;
+    },
+  };
+
+  const end = (s: StoredSession | undefined, reason: RevokeReason) => {
+    if (s && !s.revokedReason) s.revokedReason = reason;
+  };
+  const sessions: SessionStore = {
+    async create(userId, session: NewSession, tx) {
+      record('sessions.create');
+      inTx(tx, 'sessions.create');
+      state.sessions.set(session.sessionId, { id: session.sessionId, userId });
+      state.tokens.set(session.refreshTokenHash, {
+        hash: session.refreshTokenHash,
+        sessionId: session.sessionId,
+        parentHash: null,
+        expiresAt: session.refreshExpiresAt,
+      });
+    },
+    async endAllForUser(userId, reason, tx) {
+      record('sessions.endAllForUser');
+      inTx(tx, 'sessions.endAllForUser');
+      for (const s of state.sessions.values()) if (s.userId === userId) end(s, reason);
+    },
+    async isActive(sessionId, userId) {
+      record('sessions.isActive');
+      const s = state.sessions.get(sessionId);
+      return !!s && s.userId === userId && !s.revokedReason;
+    },
+    async liveCaller(caller) {
+      record('sessions.liveCaller');
+      const s = state.sessions.get(caller.sessionId);
+      const u = active((x) => x.id === caller.userId);
+      if (!s || s.userId !== caller.userId || s.revokedReason || !u) return null;
+      return { ...caller, email: u.email, roles: [...u.roles] };
+    },
+    async rotate(presentedHash, next, graceS): Promise<RotateResult> {
+      record('sessions.rotate');
+      const t = state.tokens.get(presentedHash);
+      const s = t && state.sessions.get(t.sessionId);
+      const u = s && active((x) => x.id === s.userId);
+      if (!t || !s || s.revokedReason) return { outcome: 'invalid' };
+      const issue = (outcome: 'rotated' | 'grace', parent: StoredToken) => {
+        parent.usedAt = new Date(clock());
+        state.tokens.set(next.hash, { sessionId: s.id, parentHash: presentedHash, ...next });
+        return { outcome, sessionId: s.id, user: publicRecord(u as StoredUser) };
+      };
+      if (!t.usedAt) {
+        if (t.expiresAt.getTime() <= clock() || !u) return { outcome: 'invalid' };
+        return issue('rotated', t);
+      }
+      if (graceS > 0 && clock() - t.usedAt.getTime() < graceS * 1000 && u) {
+        const successor = [...state.tokens.values()].find((x) => x.parentHash === presentedHash && !x.usedAt);
+        if (successor) return issue('grace', successor);
+      }
+      end(s, 'refresh token reuse');
+      return { outcome: 'replay' };
+    },
+    async endByRefreshToken(hash) {
+      record('sessions.endByRefreshToken');
+      const t = state.tokens.get(hash);
+      end(t && state.sessions.get(t.sessionId), 'logout');
+    },
+  };
+
+  const throttle: LoginThrottleStore = {
+    async check(email) {
+      record('throttle.check');
+      const a = state.attempts.get(email);
+      return { waitS: a ? Math.max(0, Math.ceil((a.lockedUntil - clock()) / 1000)) : 0, hasFailures: !!a };
+    },
+    async recordFailure(email, windowS) {
+      record('throttle.recordFailure');
+      const a = state.attempts.get(email);
+      const failures = a && a.lastFailureAt >= clock() - windowS * 1000 ? a.failures + 1 : 1;
+      state.attempts.set(email, { failures, lastFailureAt: clock(), lockedUntil: a?.lockedUntil ?? 0 });
+      return failures;
+    },
+    async lock(email, seconds) {
+      record('throttle.lock');
+      const a = state.attempts.get(email);
+      if (a) a.lockedUntil = clock() + seconds * 1000;
+    },
+    async reset(email) {
+      record('throttle.reset');
+      state.attempts.delete(email);
+    },
+  };
+
+  return {
+    transactions,
+    users,
+    sessions,
+    throttle,
+    /** Every store call so far, by name (`users.insert`, `transaction`, ...). */
+    calls,
+    state: () => state,
+  };
+}
+
+export type MemoryStores = ReturnType<typeof createMemoryStores>;

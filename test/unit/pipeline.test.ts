@@ -1,0 +1,163 @@
+import { status as Code, Metadata } from '@grpc/grpc-js';
+import { expect } from 'chai';
+import type { Caller } from '../../src/caller.js';
+import { BAD_ACCESS_TOKEN, notFound, unauthenticated } from '../../src/errors.js';
+import { type CallContext, compose, type Middleware, StatusError } from '../../src/grpc/context.js';
+import { DecodeFailure } from '../../src/grpc/decoding.js';
+import { authenticate } from '../../src/grpc/middleware/authenticate.js';
+import { rejectUndecodable } from '../../src/grpc/middleware/decode.js';
+import { proveLiveness } from '../../src/grpc/middleware/liveness.js';
+import { logCalls } from '../../src/grpc/middleware/log.js';
+import { mapErrors } from '../../src/grpc/middleware/status.js';
+import type { CallPolicy } from '../../src/grpc/policy.js';
+import { createLogger } from '../../src/logger.js';
+import type { Authenticator } from '../../src/security/authenticator.js';
+
+const ada: Caller = { kind: 'user', userId: 'u1', sessionId: 's1', email: 'ada@x.io', roles: ['user'] };
+
+/** Tokens "good" and "stale" verify; only "good"'s session is live. */
+function fakeAuthenticator() {
+  const checks: string[] = [];
+  const authenticator: Authenticator = {
+    verify(token) {
+      if (token !== 'good' && token !== 'stale') throw unauthenticated(BAD_ACCESS_TOKEN);
+      return { ...ada, sessionId: token };
+    },
+    async live(caller) {
+      checks.push(caller.sessionId);
+      if (caller.sessionId !== 'good') throw unauthenticated(BAD_ACCESS_TOKEN);
+      return { ...caller, roles: ['user', 'admin'] };
+    },
+  };
+  return { authenticator, checks };
+}
+
+function context(policy: CallPolicy, token?: string, request: unknown = {}): CallContext {
+  const metadata = new Metadata();
+  if (token) metadata.set('authorization', `Bearer ${token}`);
+  return {
+    method: { path: '/x.v1.S/M', policy },
+    request,
+    metadata,
+    signal: new AbortController().signal,
+    caller: undefined,
+    live: true,
+  };
+}
+
+const PUBLIC: CallPolicy = { auth: 'public' };
+const CHECKED: CallPolicy = { auth: 'bearer', session: 'checked' };
+const IN_HANDLER: CallPolicy = { auth: 'bearer', session: 'in-handler' };
+
+async function outcome(run: Promise<unknown>) {
+  try {
+    return { code: Code.OK, value: await run };
+  } catch (err) {
+    if (err instanceof StatusError) return { code: err.status.code, details: err.status.details };
+    throw err;
+  }
+}
+
+describe('call pipeline (middleware steps)', () => {
+  const logger = createLogger('silent');
+
+  it('runs the steps outermost first around the handler', async () => {
+    const order: string[] = [];
+    const step =
+      (name: string): Middleware =>
+      async (_ctx, next) => {
+        order.push(`${name} in`);
+        const r = await next();
+        order.push(`${name} out`);
+        return r;
+      };
+    const run = compose([step('a'), step('b')], async () => {
+      order.push('handler');
+      return 'done';
+    });
+    expect(await run(context(PUBLIC))).to.equal('done');
+    expect(order).to.deep.equal(['a in', 'b in', 'handler', 'b out', 'a out']);
+  });
+
+  it('passes public methods without credentials and refuses bearer ones without a valid token', async () => {
+    const { authenticator } = fakeAuthenticator();
+    const run = compose(
+      [mapErrors(logger), authenticate(authenticator)],
+      async (ctx) => ctx.caller ?? 'anonymous',
+    );
+    expect((await outcome(run(context(PUBLIC)))).value).to.equal('anonymous');
+    expect(await outcome(run(context(CHECKED)))).to.deep.include({ code: Code.UNAUTHENTICATED });
+    expect((await outcome(run(context(CHECKED, 'forged')))).details).to.equal(BAD_ACCESS_TOKEN);
+    const malformed = context(CHECKED);
+    malformed.metadata.set('authorization', 'Basic abc');
+    expect((await outcome(run(malformed))).details).to.match(/malformed authorization/);
+  });
+
+  it('gives checked methods the caller with its current roles, after one session check', async () => {
+    const { authenticator, checks } = fakeAuthenticator();
+    const run = compose(
+      [mapErrors(logger), authenticate(authenticator), proveLiveness(authenticator)],
+      async (ctx) => ctx.caller,
+    );
+    expect(((await outcome(run(context(CHECKED, 'good')))).value as Caller).roles).to.deep.equal([
+      'user',
+      'admin',
+    ]);
+    expect(checks).to.deep.equal(['good']);
+    expect((await outcome(run(context(CHECKED, 'stale')))).code).to.equal(Code.UNAUTHENTICATED);
+  });
+
+  it('for in-handler methods, skips the check when the handler confirms, and checks before answering when it does not', async () => {
+    const { authenticator, checks } = fakeAuthenticator();
+    const steps = [mapErrors(logger), authenticate(authenticator), proveLiveness(authenticator)];
+    const confirming = compose(steps, async (ctx) => {
+      ctx.live = true;
+      return 'data';
+    });
+    expect((await outcome(confirming(context(IN_HANDLER, 'stale')))).value).to.equal('data');
+    expect(checks, 'the handler proved it').to.deep.equal([]);
+    const forgetful = compose(steps, async () => 'data');
+    expect(
+      (await outcome(forgetful(context(IN_HANDLER, 'stale')))).code,
+      'no data for a dead session',
+    ).to.equal(Code.UNAUTHENTICATED);
+    const notFoundAnswer = compose(steps, async () => {
+      throw notFound('no such user');
+    });
+    expect((await outcome(notFoundAnswer(context(IN_HANDLER, 'stale')))).code, 'not even NOT_FOUND').to.equal(
+      Code.UNAUTHENTICATED,
+    );
+    expect((await outcome(notFoundAnswer(context(IN_HANDLER, 'good')))).code).to.equal(Code.NOT_FOUND);
+  });
+
+  it('answers an undecodable request with INVALID_ARGUMENT naming the field, before authentication', async () => {
+    const { authenticator, checks } = fakeAuthenticator();
+    const run = compose(
+      [mapErrors(logger), rejectUndecodable, authenticate(authenticator)],
+      async () => 'ran',
+    );
+    const bad = context(
+      CHECKED,
+      'good',
+      new DecodeFailure('x.v1.Req', 'user.email', 'field user.email is not valid UTF-8'),
+    );
+    const o = await outcome(run(bad));
+    expect(o.code).to.equal(Code.INVALID_ARGUMENT);
+    expect(o.details).to.match(/^user\.email: not a valid x\.v1\.Req/);
+    expect(checks).to.deep.equal([]);
+  });
+
+  it('maps a call whose caller has gone to CANCELLED, and logs one line with the final code', async () => {
+    const lines: string[] = [];
+    const sink = createLogger('info', { write: (l: string) => void lines.push(l) });
+    const controller = new AbortController();
+    const ctx = { ...context(PUBLIC), signal: controller.signal };
+    const run = compose([logCalls(sink), mapErrors(sink)], async () => {
+      controller.abort();
+      throw new Error('the query was cut off');
+    });
+    expect((await outcome(run(ctx))).code).to.equal(Code.CANCELLED);
+    expect(lines).to.have.length(1);
+    expect(JSON.parse(lines[0] as string)).to.include({ method: '/x.v1.S/M', code: 'CANCELLED', msg: 'rpc' });
+  });
+});
