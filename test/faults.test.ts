@@ -12,11 +12,29 @@ import { until } from './helpers/wait.js';
 /** A transaction on the server's database holding an exclusive lock on users: every query on it waits. */
 async function lockUsers(url: string) {
   const c = new pg.Client({ connectionString: url });
+  c.on('error', () => {}); // a failed test's cleanup may terminate it; the test has failed already
   await c.connect();
   await c.query('BEGIN');
   await c.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
-  return { release: async () => void (await c.query('COMMIT').finally(() => c.end())) };
+  let released: Promise<void> | undefined;
+  const lock = {
+    /** Commits and disconnects; safe to call again (afterEach releases what a failed test left). */
+    release: () => {
+      released ??= c
+        .query('COMMIT')
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => c.end().catch(() => {}));
+      heldLocks.delete(lock);
+      return released;
+    },
+  };
+  heldLocks.add(lock);
+  return lock;
 }
+const heldLocks = new Set<{ release(): Promise<void> }>();
 
 /** Starts `n` calls; `results` fills with each outcome as it settles (in settling order). */
 function settleEach(n: number, call: () => Promise<unknown>) {
@@ -31,6 +49,9 @@ function settleEach(n: number, call: () => Promise<unknown>) {
 }
 
 describe('database faults', () => {
+  afterEach(async () => {
+    for (const lock of [...heldLocks]) await lock.release();
+  });
   describe('outage of the database', () => {
     let dataDir: string;
     let port: number;
