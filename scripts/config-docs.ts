@@ -30,6 +30,8 @@ function accepts(t: KnobType): string {
       return t.nonEmpty ? 'text' : 'text, may be empty';
     case 'postgres-url':
       return 'empty, or `postgres://…`';
+    case 'cidrs':
+      return 'comma-separated IPs or CIDRs, may be empty';
   }
 }
 

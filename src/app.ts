@@ -9,11 +9,12 @@ import { createAuthHandlers } from '../services/auth/auth.handlers.js';
 import { createAuthService } from '../services/auth/auth.service.js';
 import { createUserHandlers } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
-import type { AppConfig } from './config.js';
+import { type AppConfig, DEV_SECRET_KEY } from './config.js';
 import type { Database, PoolStats } from './db/database.js';
+import { startHousekeeping } from './db/housekeeping.js';
 import { openDatabase } from './db/open.js';
 import { createSessionStore } from './db/session.store.js';
-import { createLoginThrottleStore } from './db/throttle.store.js';
+import { createAttemptThrottle } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
 import { AuthServiceService } from './gen/connectsphere/auth/v1/auth.js';
 import { UserServiceService } from './gen/connectsphere/user/v1/user.js';
@@ -21,22 +22,26 @@ import { adaptService } from './grpc/adapter.js';
 import type { Middleware } from './grpc/context.js';
 import { createStrictDecoding } from './grpc/decoding.js';
 import { authenticate } from './grpc/middleware/authenticate.js';
+import { resolveClientAddress } from './grpc/middleware/client-address.js';
 import { rejectUndecodable } from './grpc/middleware/decode.js';
 import { proveLiveness } from './grpc/middleware/liveness.js';
 import { logCalls } from './grpc/middleware/log.js';
 import { mapErrors } from './grpc/middleware/status.js';
 import { AUTH_POLICY, USER_POLICY } from './grpc/policy.js';
 import type { Logger } from './logger.js';
+import { createAddressResolver, parseCidrs } from './net/addresses.js';
 import { createAuthenticator } from './security/authenticator.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
-import { createPasswordHasher } from './security/passwords.js';
+import { createPasswordStrength } from './security/password-strength.js';
+import { createPasswordHasher, type PasswordHasher } from './security/passwords.js';
+import { createCurrentPasswordCheck } from './security/reauth.js';
 import { deprioritizeThreadPool } from './security/thread-priority.js';
 import { createTokenService } from './security/tokens.js';
 import { type GrpcServer, startGrpcServer } from './server.js';
 
 export interface AppStats {
   pool: PoolStats;
-  hashing: { running: number; waiting: number; started: number };
+  hashing: ReturnType<PasswordHasher['stats']>;
   memory: NodeJS.MemoryUsage;
   databaseUp: boolean;
 }
@@ -57,6 +62,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await fn().catch((err) => logger.error({ err }, 'error while stopping'));
   };
   try {
+    if (config.SECRET_KEY === DEV_SECRET_KEY) {
+      logger.warn(
+        'SECRET_KEY is the built-in development key: anyone can forge tokens for this server; set SECRET_KEY (openssl rand -base64 48)',
+      );
+    }
     const opened = await openDatabase(config, logger);
     cleanups.push(() => opened.close());
     const { db } = opened;
@@ -65,6 +75,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const users = createUserStore(db, batching);
     const sessions = createSessionStore(db, batching);
     const hasher = createPasswordHasher(config);
+    const strength = createPasswordStrength({
+      queueMax: config.HASH_QUEUE_MAX,
+      perSourceMax: config.HASH_QUEUE_PER_SOURCE,
+    });
     await deprioritizeThreadPool(
       config.HASH_NICE,
       (cost) => bcrypt.hash('find the pool threads', cost),
@@ -72,19 +86,33 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     );
     const tokens = createTokenService(config);
     const authenticator = createAuthenticator(tokens, sessions);
+    const throttle = createAttemptThrottle(db, {
+      baseS: config.LOGIN_LOCKOUT_BASE_S,
+      maxS: config.LOGIN_LOCKOUT_MAX_S,
+      windowS: config.LOGIN_FAILURE_WINDOW_S,
+    });
+    const checkCurrentPassword = createCurrentPasswordCheck({
+      throttle,
+      hasher,
+      maxFailures: config.LOGIN_MAX_FAILURES,
+    });
     const auth = createAuthService({
       transactions: db,
       users,
       sessions,
       hasher,
+      strength,
       tokens,
-      throttle: createLoginThrottleStore(db),
-      refreshReuseGraceS: config.REFRESH_REUSE_GRACE_SECONDS,
-      loginPolicy: {
-        maxFailures: config.LOGIN_MAX_FAILURES,
-        lockoutBaseS: config.LOGIN_LOCKOUT_BASE_S,
-        lockoutMaxS: config.LOGIN_LOCKOUT_MAX_S,
-        failureWindowS: config.LOGIN_FAILURE_WINDOW_S,
+      throttle,
+      checkCurrentPassword,
+      policy: {
+        refreshReuseGraceS: config.REFRESH_REUSE_GRACE_SECONDS,
+        sessionMaxLifetimeS: config.SESSION_MAX_LIFETIME_S,
+        loginLimits: {
+          pair: config.LOGIN_MAX_FAILURES,
+          source: config.LOGIN_SOURCE_MAX_FAILURES,
+          account: config.LOGIN_ACCOUNT_MAX_FAILURES,
+        },
       },
     });
     const user = createUserService({
@@ -92,10 +120,14 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       users,
       sessions,
       pageTokens: createPageTokenCodec(config.SECRET_KEY),
+      checkCurrentPassword,
     });
+    const housekeeping = startHousekeeping(db, config, logger);
+    cleanups.push(() => housekeeping.stop());
 
     // The per-call pipeline, outermost first (see src/grpc/context.ts).
     const pipeline: Middleware[] = [
+      resolveClientAddress(createAddressResolver(parseCidrs(config.TRUSTED_PROXIES))),
       logCalls(logger),
       mapErrors(logger),
       rejectUndecodable,

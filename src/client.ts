@@ -19,7 +19,7 @@ import {
 } from '@grpc/grpc-js';
 import { AuthServiceService } from './gen/connectsphere/auth/v1/auth.js';
 import { UserServiceService } from './gen/connectsphere/user/v1/user.js';
-import { BadRequest } from './gen/google/rpc/error_details.js';
+import { BadRequest, RetryInfo } from './gen/google/rpc/error_details.js';
 import { Status } from './gen/google/rpc/status.js';
 
 export { status as Code } from '@grpc/grpc-js';
@@ -135,4 +135,17 @@ export function fieldViolations(err: unknown): FieldViolation[] {
     .filter((any) => any.typeUrl === 'type.googleapis.com/google.rpc.BadRequest')
     .flatMap((any) => BadRequest.decode(any.value).fieldViolations)
     .map(({ field, description }) => ({ field, description }));
+}
+
+/** The wait a throttled RESOURCE_EXHAUSTED asks for (google.rpc.RetryInfo), in seconds; undefined if none. */
+export function retryDelaySeconds(err: unknown): number | undefined {
+  const metadata = (err as Partial<ServiceError>)?.metadata;
+  const raw = metadata?.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return undefined;
+  const info = Status.decode(raw).details.find(
+    (any) => any.typeUrl === 'type.googleapis.com/google.rpc.RetryInfo',
+  );
+  if (!info) return undefined;
+  const delay = RetryInfo.decode(info.value).retryDelay;
+  return delay ? delay.seconds + delay.nanos / 1e9 : undefined;
 }

@@ -7,9 +7,11 @@
  */
 import fs from 'node:fs';
 import convict from 'convict';
+import { parseCidrs } from './net/addresses.js';
 
 export const DEV_SECRET_KEY = 'dev-only-insecure-secret-change-me';
 const MIN_PRODUCTION_SECRET_BYTES = 32;
+const MIN_PRODUCTION_SECRET_DISTINCT = 16;
 
 /** What a knob accepts; drives validation, the generated docs and the configuration test. */
 export type KnobType =
@@ -18,7 +20,9 @@ export type KnobType =
   | { kind: 'enum'; values: readonly string[] }
   /** Any string; `nonEmpty` refuses '' and blanks. */
   | { kind: 'string'; nonEmpty: boolean }
-  | { kind: 'postgres-url' };
+  | { kind: 'postgres-url' }
+  /** Comma-separated IP addresses or CIDR blocks; may be empty. */
+  | { kind: 'cidrs' };
 
 export interface Knob<T> {
   doc: string;
@@ -63,12 +67,18 @@ const str = (
 
 export const CONFIG_SCHEMA = {
   NODE_ENV: oneOf(
-    '`production` refuses a missing, default or short (< 32 bytes) SECRET_KEY',
+    '`production` refuses the development SECRET_KEY (or one containing it), one of fewer than 32 bytes or 16 distinct characters, BCRYPT_ROUNDS below 10 and DB_ECHO=true',
     ['development', 'production', 'test'],
     'development',
   ),
   GRPC_HOST: str('Address the gRPC server listens on', '0.0.0.0'),
   GRPC_PORT: int('Port the gRPC server listens on (0: a free port)', 50051, 0, 65535),
+  TRUSTED_PROXIES: {
+    doc: 'Proxies whose `x-forwarded-for` is believed (comma-separated IPs or CIDRs): a call from one of them comes from the right-most untrusted address in that header; from anyone else, from its own address',
+    type: { kind: 'cidrs' },
+    default: '',
+    sensitive: false,
+  } satisfies Knob<string> as Knob<string>,
   GRPC_MAX_RECEIVE_BYTES: int(
     'Largest request message accepted; larger ones get RESOURCE_EXHAUSTED',
     64 * 1024,
@@ -127,7 +137,18 @@ export const CONFIG_SCHEMA = {
     0,
     300,
   ),
-  BCRYPT_ROUNDS: int('bcrypt cost (12 ≈ 230 ms of one core per hash on a small machine)', 12, 4, 15),
+  SESSION_MAX_LIFETIME_S: int(
+    'A login session older than this cannot be refreshed, however often it rotated (default 30 days)',
+    30 * 86_400,
+    10,
+    365 * 86_400,
+  ),
+  BCRYPT_ROUNDS: int(
+    'bcrypt cost (12 ≈ 230 ms of one core per hash on a small machine); at least 10 in production',
+    12,
+    4,
+    15,
+  ),
   HASH_CONCURRENCY: int('bcrypt operations run at once on the libuv pool (0: one per CPU core)', 0, 0, 64),
   HASH_NICE: int(
     'Nice value of the hashing threads (Linux): higher lets other RPCs win the CPU during a login flood; 0: unchanged',
@@ -141,21 +162,39 @@ export const CONFIG_SCHEMA = {
     0,
     100_000,
   ),
+  HASH_QUEUE_PER_SOURCE: int(
+    'Hashing places (running or waiting) one client address may hold; past that its own calls get RESOURCE_EXHAUSTED while other addresses still get in',
+    16,
+    1,
+    100_000,
+  ),
   LOGIN_MAX_FAILURES: int(
-    'Consecutive failed logins for one account before further attempts are refused for a while',
+    'Failed logins for one account from one client address (and wrong current passwords for one user) before further attempts are refused for a while',
     5,
     1,
     1000,
   ),
+  LOGIN_SOURCE_MAX_FAILURES: int(
+    'Failed logins from one client address, whatever the accounts (password spraying), before that address is refused for a while',
+    20,
+    1,
+    100_000,
+  ),
+  LOGIN_ACCOUNT_MAX_FAILURES: int(
+    'Failed logins for one account from all addresses together before it is refused for everyone for a while',
+    100,
+    1,
+    1_000_000,
+  ),
   LOGIN_LOCKOUT_BASE_S: int(
-    'First refusal period after LOGIN_MAX_FAILURES failures; doubles with every further failure',
+    'First refusal period once a limit is reached; doubles with every further failure',
     30,
     1,
     86_400,
   ),
   LOGIN_LOCKOUT_MAX_S: int('Longest refusal period', 3_600, 1, 604_800),
   LOGIN_FAILURE_WINDOW_S: int(
-    'A failure older than this no longer counts towards LOGIN_MAX_FAILURES',
+    'A failure older than this no longer counts towards the limits',
     900,
     1,
     604_800,
@@ -166,6 +205,13 @@ export const CONFIG_SCHEMA = {
     0,
     600_000,
   ),
+  PRUNE_AFTER_DAYS: int(
+    'Sessions and refresh tokens that expired or ended more than this many days ago are deleted by the housekeeping job',
+    7,
+    1,
+    3650,
+  ),
+  PRUNE_INTERVAL_S: int('How often the housekeeping job runs (0: never)', 3_600, 0, 604_800),
   STATS_LOG_INTERVAL_S: int('Log memory, pool and hashing figures this often (0: never)', 0, 0, 86_400),
   WORKERS: int('Server processes sharing the port (Node cluster); 0: one per CPU core', 1, 0, 64),
   LOG_LEVEL: oneOf(
@@ -217,8 +263,18 @@ const formatName = (t: KnobType): string | readonly string[] => {
       return t.nonEmpty ? 'non-empty-string' : 'any-string';
     case 'postgres-url':
       return 'postgres-url';
+    case 'cidrs':
+      return 'cidrs';
   }
 };
+
+convict.addFormat({
+  name: 'cidrs',
+  validate: (v: unknown) => {
+    if (typeof v !== 'string') throw new Error('must be a string');
+    parseCidrs(v);
+  },
+});
 
 convict.addFormat({
   name: 'strict-boolean',
@@ -285,16 +341,23 @@ function crossChecks(c: AppConfig): string[] {
     );
   }
   if (c.NODE_ENV === 'production') {
-    if (c.SECRET_KEY === DEV_SECRET_KEY) {
+    const generate = `use at least ${MIN_PRODUCTION_SECRET_BYTES} random bytes, e.g. \`openssl rand -base64 48\``;
+    if (c.SECRET_KEY.includes(DEV_SECRET_KEY)) {
       problems.push(
-        'SECRET_KEY: must be set in production (the built-in development key is public); ' +
-          `use at least ${MIN_PRODUCTION_SECRET_BYTES} random bytes, e.g. \`openssl rand -base64 48\``,
+        `SECRET_KEY: must be set in production (the built-in development key is public); ${generate}`,
       );
     } else if (Buffer.byteLength(c.SECRET_KEY, 'utf8') < MIN_PRODUCTION_SECRET_BYTES) {
       problems.push(
-        `SECRET_KEY: must be at least ${MIN_PRODUCTION_SECRET_BYTES} bytes in production, e.g. \`openssl rand -base64 48\``,
+        `SECRET_KEY: must be at least ${MIN_PRODUCTION_SECRET_BYTES} bytes in production; ${generate}`,
+      );
+    } else if (new Set(c.SECRET_KEY).size < MIN_PRODUCTION_SECRET_DISTINCT) {
+      problems.push(
+        `SECRET_KEY: must have at least ${MIN_PRODUCTION_SECRET_DISTINCT} distinct characters in production (it looks made by hand); ${generate}`,
       );
     }
+    if (c.BCRYPT_ROUNDS < 10)
+      problems.push(`BCRYPT_ROUNDS: must be at least 10 in production: value was "${c.BCRYPT_ROUNDS}"`);
+    if (c.DB_ECHO) problems.push('DB_ECHO: must be false in production (it logs every SQL statement)');
   }
   return problems;
 }

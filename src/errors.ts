@@ -22,13 +22,16 @@ export type ErrorKind =
   | 'CANCELLED';
 
 export class AppError extends Error {
+  /** For RESOURCE_EXHAUSTED from throttling: seconds until a retry can succeed (sent as google.rpc.RetryInfo). */
+  readonly retryAfterS: number | undefined;
   constructor(
     readonly kind: ErrorKind,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { retryAfterS?: number },
   ) {
     super(message, options);
     this.name = 'AppError';
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 
@@ -45,6 +48,10 @@ export const permissionDenied = (message: string) => new AppError('PERMISSION_DE
 export const notFound = (message: string) => new AppError('NOT_FOUND', message);
 export const alreadyExists = (message: string) => new AppError('ALREADY_EXISTS', message);
 export const resourceExhausted = (message: string) => new AppError('RESOURCE_EXHAUSTED', message);
+/** A throttled attempt: the same message for every key (it never says whether an account exists). */
+export const throttled = (waitS: number) =>
+  new AppError('RESOURCE_EXHAUSTED', `too many failed attempts; retry in ${waitS} s`, { retryAfterS: waitS });
+export const failedPrecondition = (message: string) => new AppError('FAILED_PRECONDITION', message);
 export const unavailable = (message: string, cause?: unknown) =>
   new AppError('UNAVAILABLE', message, { cause });
 export const cancelled = (message: string) => new AppError('CANCELLED', message);

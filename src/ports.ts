@@ -4,6 +4,7 @@
  * database. Writes that must commit together take a `Tx` from `Transactions.run`.
  */
 import type { Caller } from './caller.js';
+import type { Reservation, ThrottleKey } from './throttle.js';
 
 declare const txBrand: unique symbol;
 /** An open database transaction, opaque to the services: pass it to store methods. */
@@ -12,8 +13,9 @@ export interface Tx {
 }
 
 export interface Transactions {
-  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
-  run<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. Not
+   * started (CANCELLED) if `signal` has aborted. */
+  run<T>(work: (tx: Tx) => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
 export interface UserRecord {
@@ -39,12 +41,26 @@ export interface IssuedTokens {
   refreshExpiresIn: number;
 }
 
-/** A login session's first refresh token, stored only as its hash. */
+/** A new login session: its first refresh token (stored only as its hash) and where it came from. */
 export interface NewSession {
   sessionId: string;
   refreshTokenHash: string;
   refreshExpiresAt: Date;
+  clientAddress: string;
+  userAgent: string;
 }
+
+/** A live session as its owner sees it (ListSessions). */
+export interface SessionInfo {
+  id: string;
+  createTime: Date;
+  lastRefreshTime: Date | undefined;
+  clientAddress: string;
+  userAgent: string;
+}
+
+/** What a caller may see of a user: everything (own record, admins) or the public profile. */
+export type UserView = UserRecord | Pick<UserRecord, 'id' | 'displayName' | 'createTime'>;
 
 export const ROLES = ['user', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -52,8 +68,10 @@ export type Role = (typeof ROLES)[number];
 /** Why a session ended (stored with it). */
 export type RevokeReason =
   | 'logout'
+  | 'revoked by user'
   | 'refresh token reuse'
   | 'password change'
+  | 'email change'
   | 'roles reduced'
   | 'user deleted';
 
@@ -66,8 +84,8 @@ export interface UserPatch {
 /** Where a page of users starts: after the user with this id (registration order). */
 export interface ListQuery {
   afterId?: string;
-  /** Lower-case prefix of the email or the display name. */
-  prefix?: string;
+  /** Lower-case prefix of the display name, or (`'email-or-name'`, for admins) of either. */
+  prefix?: { text: string; of: 'name' | 'email-or-name' };
   limit: number;
 }
 
@@ -83,12 +101,12 @@ export interface UserStore {
   findByEmail(email: string): Promise<UserRecord | null>;
   findCredentialsByEmail(email: string, signal?: AbortSignal): Promise<UserCredentials | null>;
   findCredentialsById(id: string, signal?: AbortSignal): Promise<UserCredentials | null>;
-  /** The user (null if none) and whether the caller's session is live, read in one statement. */
+  /** The user (null if none) and the caller as stored now (null unless its session is live), read in one statement. */
   findForCaller(
     lookup: UserLookup,
     caller: Caller,
     signal?: AbortSignal,
-  ): Promise<{ callerLive: boolean; user: UserRecord | null }>;
+  ): Promise<{ caller: Caller | null; user: UserRecord | null }>;
   /** The active users among `ids` (any order, each once). */
   findManyByIds(ids: string[]): Promise<UserRecord[]>;
   /** Active users in registration order (created_at, id). */
@@ -101,6 +119,8 @@ export interface UserStore {
   update(id: string, patch: UserPatch, tx?: Tx): Promise<UserRecord | null>;
   /** Soft-deletes the user; false if no such active user. */
   softDelete(id: string, tx: Tx): Promise<boolean>;
+  /** The ids of every active admin, their rows locked until `tx` ends (so two removals cannot both pass a last-admin check). */
+  lockAdmins(tx: Tx): Promise<string[]>;
 }
 
 export type RotateResult =
@@ -111,33 +131,33 @@ export type RotateResult =
 export interface SessionStore {
   /** Opens a session with its first refresh token. */
   create(userId: string, session: NewSession, tx?: Tx): Promise<void>;
-  /** Ends every live session of the user. */
-  endAllForUser(userId: string, reason: RevokeReason, tx?: Tx): Promise<void>;
-  /** True when the session exists, belongs to the user and has not been revoked (one PK lookup). */
-  isActive(sessionId: string, userId: string, signal?: AbortSignal): Promise<boolean>;
+  /** Ends every live session of the user (but `exceptSessionId`). */
+  endAllForUser(userId: string, reason: RevokeReason, tx?: Tx, exceptSessionId?: string): Promise<void>;
+  /** Ends one live session of the user; false if the user has no such live session. */
+  end(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>;
+  /** The user's live sessions, newest first. */
+  listLive(userId: string): Promise<SessionInfo[]>;
   /** The caller with its user's current email and roles, if the session is live and the user not deleted. */
   liveCaller(caller: Caller, signal?: AbortSignal): Promise<Caller | null>;
   /**
    * Exchanges a refresh token (by hash) for `next`, atomically: exactly one of concurrent callers
    * wins. A used token is a replay (the session is ended) unless it is the one just rotated away and
    * was used less than `graceS` seconds ago: then the session's live token is replaced by `next`.
+   * A session older than `maxLifetimeS` is not refreshed.
    */
   rotate(
     presentedHash: string,
     next: { hash: string; expiresAt: Date },
-    graceS: number,
+    rules: { graceS: number; maxLifetimeS: number },
   ): Promise<RotateResult>;
   /** Ends the session the refresh token belongs to (any of its tokens); no-op if none or ended. */
   endByRefreshToken(hash: string): Promise<void>;
 }
 
-/** Failed-login bookkeeping per normalised email. */
-export interface LoginThrottleStore {
-  /** Seconds until attempts are accepted again (0: now), and whether any failure is on record. */
-  check(email: string, signal?: AbortSignal): Promise<{ waitS: number; hasFailures: boolean }>;
-  /** Counts a failure (restarting the count when the last one is older than `windowS`); returns the count. */
-  recordFailure(email: string, windowS: number): Promise<number>;
-  /** Refuses attempts for `seconds` from now. */
-  lock(email: string, seconds: number): Promise<void>;
-  reset(email: string): Promise<void>;
+/** Attempt counters in storage shared by every instance (the rules: src/throttle.ts). */
+export interface AttemptThrottle {
+  /** Counts one attempt against every key atomically, unless one is locked (then nothing is counted). */
+  reserve(keys: readonly ThrottleKey[], signal?: AbortSignal): Promise<Reservation>;
+  /** After a success (or an attempt never evaluated): `clear` keys start afresh, `refund` keys get the attempt back. */
+  settle(clear: readonly ThrottleKey[], refund: readonly ThrottleKey[]): Promise<void>;
 }

@@ -1,38 +1,169 @@
 /**
  * Field rules shared by the services. Each check adds to a Violations list so a caller learns
- * every bad field of a request at once.
+ * every bad field of a request at once. Text that is shown to other people (emails, display names)
+ * must not be able to impersonate: no invisible or direction-changing characters, no look-alike
+ * mixes of scripts, one normal form.
  */
+import { domainToASCII, domainToUnicode } from 'node:url';
 import type { Violations } from './errors.js';
 
 export const EMAIL_MAX = 254;
 export const PASSWORD_MIN_BYTES = 8;
 /** bcrypt ignores bytes past 72: longer passwords are refused rather than silently truncated. */
 export const PASSWORD_MAX_BYTES = 72;
-export const DISPLAY_NAME_MAX = 100;
+export const DISPLAY_NAME_MAX = 64;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// local@domain.tld, no spaces; deliberately simple (RFC 5322 allows far more than mail servers accept).
-const EMAIL_RE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
-// C0/C1 controls (NUL included) and U+FFFD, which is what invalid UTF-8 on the wire decodes to.
+// RFC 5322 dot-atom: atext runs separated by single dots.
+const DOT_ATOM_RE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const ASCII_LABEL_RE = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+// Control (Cc), format (Cf: zero-width, bidi controls, tags U+E0000-E007F), separators (Z),
+// surrogates and U+FFFD (what invalid UTF-8 on the wire decodes to).
+const INVISIBLE_RE = /[\p{Cc}\p{Cf}\p{Z}\p{Cs}\uFFFD]/u;
+// In display names the plain space is allowed; private use (Co) and unassigned (Cn) are not.
+const NAME_FORBIDDEN_RE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\uFFFD\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE_TEXT_RE = /[\u0000-\u001f\u007f-\u009f\ufffd]/;
 
 export const isUuid = (s: string): boolean => UUID_RE.test(s);
 
-export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
-
 export function hasUnsafeText(s: string): boolean {
   return UNSAFE_TEXT_RE.test(s);
 }
 
-/** Checks an email as given by a caller; returns its normalised form. */
-export function checkEmail(v: Violations, field: string, raw: string): string {
+/** Scripts a single domain label may combine (UTS #39 "highly restrictive"); anything else is one script. */
+const ALLOWED_MIXES: readonly (readonly string[])[] = [
+  ['Han', 'Hiragana', 'Katakana'],
+  ['Han', 'Hangul'],
+  ['Han', 'Bopomofo'],
+];
+const SCRIPTS = [
+  'Latin',
+  'Greek',
+  'Cyrillic',
+  'Armenian',
+  'Hebrew',
+  'Arabic',
+  'Syriac',
+  'Thaana',
+  'Devanagari',
+  'Bengali',
+  'Gurmukhi',
+  'Gujarati',
+  'Oriya',
+  'Tamil',
+  'Telugu',
+  'Kannada',
+  'Malayalam',
+  'Sinhala',
+  'Thai',
+  'Lao',
+  'Tibetan',
+  'Myanmar',
+  'Georgian',
+  'Hangul',
+  'Ethiopic',
+  'Cherokee',
+  'Khmer',
+  'Mongolian',
+  'Hiragana',
+  'Katakana',
+  'Bopomofo',
+  'Han',
+].map((name) => [name, new RegExp(`\\p{Script=${name}}`, 'u')] as const);
+
+/** The scripts of the letters and digits of `text` (digits and punctuation are Common: ignored). */
+export function scriptsOf(text: string): Set<string> {
+  const found = new Set<string>();
+  for (const ch of text) {
+    if (!/[\p{L}\p{M}]/u.test(ch)) continue;
+    const script = SCRIPTS.find(([, re]) => re.test(ch))?.[0] ?? `other:${ch}`;
+    found.add(script);
+  }
+  return found;
+}
+
+export function mixesScripts(text: string): boolean {
+  const scripts = [...scriptsOf(text)];
+  if (scripts.length <= 1) return false;
+  return !ALLOWED_MIXES.some((mix) => scripts.every((s) => mix.includes(s)));
+}
+
+/**
+ * Normalises an email for lookups (Login, GetUser): trimmed, the local part lower-cased, the domain
+ * in its ASCII (punycode) form per UTS #46. Never refuses: a lookup of an address that could not
+ * be registered simply finds nothing.
+ */
+export function normalizeEmail(raw: string): string {
+  const email = raw.trim();
+  const at = email.lastIndexOf('@');
+  if (at < 0) return email.toLowerCase();
+  const domain = email.slice(at + 1);
+  return `${email.slice(0, at).toLowerCase()}@${domainToASCII(domain) || domain.toLowerCase()}`;
+}
+
+/** The shape any stored address has had (accounts older than today's rules included). */
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+
+/**
+ * An email given to find an account (Login, GetUser): normalised, and refused only when no account
+ * could have it. Never stored, so today's stricter rules for new addresses do not apply.
+ */
+export function checkEmailLookup(v: Violations, field: string, raw: string): string {
   const email = normalizeEmail(raw);
   if (email === '') v.add(field, 'is required');
   else if (email.length > EMAIL_MAX) v.add(field, `must be at most ${EMAIL_MAX} characters`);
-  else if (hasUnsafeText(email) || !EMAIL_RE.test(email))
+  else if (hasUnsafeText(email) || !EMAIL_SHAPE.test(email))
     v.add(field, 'must be an email address like name@example.com');
   return email;
+}
+
+/**
+ * Checks an email as given for a new address (Register, an email change) and returns its stored
+ * form: an ASCII dot-atom local part (lower-cased) and a domain that may be an IDN, stored as ASCII;
+ * a domain label that mixes scripts (Cyrillic look-alikes in a Latin name) is refused.
+ */
+export function checkEmail(v: Violations, field: string, raw: string): string {
+  const email = raw.trim();
+  const example = 'must be an email address like name@example.com';
+  if (email === '') {
+    v.add(field, 'is required');
+    return '';
+  }
+  if (email.length > EMAIL_MAX) {
+    v.add(field, `must be at most ${EMAIL_MAX} characters`);
+    return '';
+  }
+  if (INVISIBLE_RE.test(email)) {
+    v.add(field, 'must not contain spaces, control, invisible or direction-changing characters');
+    return '';
+  }
+  const at = email.lastIndexOf('@');
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  if (at <= 0 || local.length > 64 || !DOT_ATOM_RE.test(local)) {
+    v.add(
+      field,
+      `${example} (the part before @ in plain ASCII letters, digits and . ! # $ % & ' * + / = ? ^ _ \` { | } ~ -)`,
+    );
+    return '';
+  }
+  const ascii = domainToASCII(domain);
+  const labels = ascii.split('.');
+  if (
+    !ascii ||
+    labels.length < 2 ||
+    !labels.every((l) => ASCII_LABEL_RE.test(l)) ||
+    /^\d+$/.test(labels.at(-1) ?? '')
+  ) {
+    v.add(field, example);
+    return '';
+  }
+  if (domainToUnicode(ascii).split('.').some(mixesScripts)) {
+    v.add(field, 'has a domain part that mixes alphabets (for example Latin and Cyrillic look-alikes)');
+    return '';
+  }
+  return `${local.toLowerCase()}@${ascii}`;
 }
 
 export function checkNewPassword(v: Violations, field: string, password: string): void {
@@ -56,12 +187,19 @@ export function checkGivenPassword(v: Violations, field: string, password: strin
   }
 }
 
+/**
+ * A display name as shown to others: trimmed, NFC-normalised (so the same name has one form), at
+ * most 64 characters with at least one letter or digit, and nothing invisible: no control, format
+ * (zero-width, bidi), private-use, unassigned or separator characters but the plain space.
+ */
 export function checkDisplayName(v: Violations, field: string, raw: string): string {
-  const name = raw.trim();
+  const name = raw.normalize('NFC').trim();
   if (name === '') v.add(field, 'is required');
   else if ([...name].length > DISPLAY_NAME_MAX)
     v.add(field, `must be at most ${DISPLAY_NAME_MAX} characters`);
-  else if (hasUnsafeText(name)) v.add(field, 'must not contain control characters or invalid UTF-8');
+  else if (NAME_FORBIDDEN_RE.test(name)) {
+    v.add(field, 'must not contain control, invisible, direction-changing or private-use characters');
+  } else if (!/[\p{L}\p{N}]/u.test(name)) v.add(field, 'must contain at least one letter or digit');
   return name;
 }
 

@@ -144,9 +144,11 @@ describe('AuthService: Register and Login, UserService: GetUser', () => {
       me.users.getUser({ lookup: { $case: 'id', value: '00000000-0000-4000-8000-000000000000' } }),
       Code.NOT_FOUND,
     );
+    // another address says nothing, not even whether it exists
     await expectCode(
       me.users.getUser({ lookup: { $case: 'email', value: 'ghost@example.com' } }),
-      Code.NOT_FOUND,
+      Code.PERMISSION_DENIED,
+      /only your own email address/,
     );
   });
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { ENV_EXAMPLE, README, renderEnvExample, withConfigTable } from '../scripts/config-docs.js';
@@ -45,6 +46,8 @@ function another(key: ConfigKey, k: Knob<unknown>): { env: string; value: unknow
       };
     case 'postgres-url':
       return { env: 'postgresql://u:p@db.internal:6543/app', value: 'postgresql://u:p@db.internal:6543/app' };
+    case 'cidrs':
+      return { env: '10.0.0.0/8, 2001:db8::/32', value: '10.0.0.0/8, 2001:db8::/32' };
   }
 }
 
@@ -114,13 +117,48 @@ describe('configuration', () => {
     expect(failure({ NODE_ENV: 'production', SECRET_KEY: 'hunter2' })).to.not.include('hunter2');
   });
 
-  it('refuses in production a missing, default or short SECRET_KEY, and accepts a long one', () => {
-    expect(failure({ NODE_ENV: 'production' })).to.match(/SECRET_KEY: must be set in production/);
-    expect(failure({ NODE_ENV: 'production', SECRET_KEY: DEV_SECRET_KEY })).to.match(/SECRET_KEY/);
-    expect(failure({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(31) })).to.match(
-      /SECRET_KEY: must be at least 32 bytes/,
+  describe('in production', () => {
+    const good = randomBytes(48).toString('base64');
+    const prod = (env: Record<string, string>) =>
+      failure({ NODE_ENV: 'production', SECRET_KEY: good, ...env });
+    it('refuses a missing or development SECRET_KEY, or one containing it', () => {
+      expect(failure({ NODE_ENV: 'production' })).to.match(/SECRET_KEY: must be set in production/);
+      expect(prod({ SECRET_KEY: DEV_SECRET_KEY })).to.match(/^SECRET_KEY: must be set/m);
+      expect(prod({ SECRET_KEY: `${DEV_SECRET_KEY}-but-longer-and-mine` })).to.match(
+        /^SECRET_KEY: must be set/m,
+      );
+    });
+    it('refuses a SECRET_KEY of fewer than 32 bytes or 16 distinct characters', () => {
+      expect(prod({ SECRET_KEY: good.slice(0, 31) })).to.match(/SECRET_KEY: must be at least 32 bytes/);
+      expect(prod({ SECRET_KEY: 'abcdefgh'.repeat(8) })).to.match(
+        /SECRET_KEY: must have at least 16 distinct characters/,
+      );
+    });
+    it('refuses BCRYPT_ROUNDS below 10 and DB_ECHO=true, naming each', () => {
+      expect(prod({ BCRYPT_ROUNDS: '9' })).to.match(/BCRYPT_ROUNDS: must be at least 10 in production/);
+      expect(prod({ DB_ECHO: 'true' })).to.match(/DB_ECHO: must be false in production/);
+      expect(prod({ BCRYPT_ROUNDS: '9', DB_ECHO: 'true' }))
+        .to.match(/BCRYPT_ROUNDS/)
+        .and.match(/DB_ECHO/);
+    });
+    it('accepts a random key with the defaults', () => {
+      expect(loadConfig({ NODE_ENV: 'production', SECRET_KEY: good }).SECRET_KEY).to.equal(good);
+      expect(
+        loadConfig({ NODE_ENV: 'development', BCRYPT_ROUNDS: '4', DB_ECHO: 'true' }).BCRYPT_ROUNDS,
+        'only production',
+      ).to.equal(4);
+    });
+  });
+
+  it('refuses a TRUSTED_PROXIES entry that is not an address or CIDR, naming it', () => {
+    expect(failure({ TRUSTED_PROXIES: '10.0.0.0/8, lb.internal' })).to.match(
+      /TRUSTED_PROXIES: .*lb\.internal/,
     );
-    expect(loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) }).SECRET_KEY).to.have.length(32);
+  });
+
+  it('bounds SESSION_MAX_LIFETIME_S between 10 s and 365 days', () => {
+    expect(failure({ SESSION_MAX_LIFETIME_S: '9' })).to.match(/SESSION_MAX_LIFETIME_S/);
+    expect(failure({ SESSION_MAX_LIFETIME_S: String(366 * 86_400) })).to.match(/SESSION_MAX_LIFETIME_S/);
   });
 
   it('has .env.example and the README configuration table generated from the declarations (npm run gen:config)', () => {

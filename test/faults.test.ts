@@ -6,7 +6,14 @@ import { HealthCheckResponse_ServingStatus as Serving } from '../src/gen/health/
 import { createLogger } from '../src/logger.js';
 import { createInstrumentedDatabase, createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { spawnServer } from './helpers/process.js';
-import { expectCode, healthOf, newAccount, startTestServer, type TestServer } from './helpers/server.js';
+import {
+  expectCode,
+  healthOf,
+  newAccount,
+  seedAccounts,
+  startTestServer,
+  type TestServer,
+} from './helpers/server.js';
 import { until } from './helpers/wait.js';
 
 /** A transaction on the server's database holding an exclusive lock on users: every query on it waits. */
@@ -151,10 +158,10 @@ describe('database faults', () => {
         LOG_LEVEL: 'warn',
       });
       try {
-        const acct = newAccount('pool');
-        await s.client.auth.register(acct);
+        // distinct accounts: parallel logins of one account would meet its attempt limit first
+        const accounts = await seedAccounts(s, 200);
         const lock = await lockUsers(s.db.url);
-        const calls = Array.from({ length: 200 }, () => s.client.auth.login(acct, { deadlineMs: 60_000 }));
+        const calls = accounts.map((acct) => s.client.auth.login(acct, { deadlineMs: 60_000 }));
         // every connection is held and the other 195 calls wait for one
         await until(
           '5 connections in use, 195 calls waiting for one',
@@ -186,10 +193,12 @@ describe('database faults', () => {
         LOG_LEVEL: 'warn',
       });
       try {
-        const acct = newAccount('pool');
-        await s.client.auth.register(acct);
+        const accounts = await seedAccounts(s, 40);
         const lock = await lockUsers(s.db.url); // every query on users now waits: connections stay busy
-        const { results, calls } = settleEach(40, () => s.client.auth.login(acct, { deadlineMs: 60_000 }));
+        let next = 0;
+        const { results, calls } = settleEach(40, () =>
+          s.client.auth.login(accounts[next++] as (typeof accounts)[number], { deadlineMs: 60_000 }),
+        );
         // The excess fails while the lock is still held: fast, not at its 60 s deadline.
         await until('35 calls refused', async () => results.length === 35, 30_000);
         expect(s.app.stats().pool.using, 'the other 5 still hold their connections').to.equal(5);
@@ -267,7 +276,7 @@ describe('database faults', () => {
         await s.client.auth.register(acct);
         const login = (deadlineMs: number) => s.client.auth.login(acct, { deadlineMs });
         // Login's first statement is the throttle check; then it reads the account (blocked by the lock)
-        const throttleChecks = () => database.calls('FROM login_attempts WHERE email');
+        const throttleChecks = () => database.calls('INSERT INTO login_throttle');
         const lock = await lockUsers(s.db.url);
         const holders = [login(60_000), login(60_000)]; // take both connections, wait on the lock
         await until(
@@ -310,7 +319,12 @@ describe('database faults', () => {
       // Cost 14: the first login holds the only hashing slot for about a second of CPU (longer on a
       // busy machine: hashing runs at low priority), far past the late calls' 60 ms deadlines. The
       // queue's abort handling itself is also proven without any timing in test/unit/passwords.test.ts.
-      const s = await startTestServer({ BCRYPT_ROUNDS: '14', HASH_CONCURRENCY: '1', LOG_LEVEL: 'warn' });
+      const s = await startTestServer({
+        BCRYPT_ROUNDS: '14',
+        HASH_CONCURRENCY: '1',
+        LOGIN_MAX_FAILURES: '100', // six parallel logins of one account: not a guessing attack here
+        LOG_LEVEL: 'warn',
+      });
       try {
         const acct = newAccount('hash');
         await s.client.auth.register(acct);

@@ -16,10 +16,12 @@ import { Code } from '../src/client.js';
 import {
   AuthServiceService,
   ChangePasswordRequest,
+  ListSessionsRequest,
   LoginRequest,
   LogoutRequest,
   RefreshTokenRequest,
   RegisterRequest,
+  RevokeSessionRequest,
   ValidateTokenRequest,
 } from '../src/gen/connectsphere/auth/v1/auth.js';
 import {
@@ -97,7 +99,7 @@ describe('hostile input on the wire', () => {
     (
       await s.sql(
         `SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM sessions)::int AS sessions,
-                (SELECT count(*) FROM login_attempts)::int AS attempts`,
+                (SELECT count(*) FROM login_throttle)::int AS attempts`,
       )
     )[0];
 
@@ -154,10 +156,13 @@ describe('hostile input on the wire', () => {
             createTime: undefined,
             updateTime: undefined,
           },
+          currentPassword: '',
           updateMask: ['display_name'],
         }).finish(),
       ],
       [UserServiceService.deleteUser.path, DeleteUserRequest.encode({ id: other }).finish()],
+      [AuthServiceService.listSessions.path, ListSessionsRequest.encode({}).finish()],
+      [AuthServiceService.revokeSession.path, RevokeSessionRequest.encode({ sessionId: other }).finish()],
     ];
     methods = samples.map(([path, sample]) => {
       const [, service, method] = path.split('/');
@@ -321,6 +326,7 @@ describe('hostile input on the wire', () => {
             createTime: undefined,
             updateTime: undefined,
           },
+          currentPassword: '',
           updateMask: ['p'.repeat(60_000)],
         }).finish(),
         Code.INVALID_ARGUMENT,
@@ -412,7 +418,8 @@ describe('hostile input on the wire', () => {
       [
         UserServiceService.getUser.path,
         (t) => GetUserRequest.encode({ lookup: { $case: 'email', value: t } }).finish(),
-        [Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.OK],
+        // another address than one's own: PERMISSION_DENIED, whether or not it exists
+        [Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED, Code.OK],
       ],
       [
         UserServiceService.listUsers.path,
@@ -451,6 +458,7 @@ describe('hostile input on the wire', () => {
               createTime: undefined,
               updateTime: undefined,
             },
+            currentPassword: '',
             updateMask: [t],
           }).finish(),
         [Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED],

@@ -102,7 +102,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       expect(seen, 'users who registered while paging show up at the end').to.include.members(addedMeanwhile);
     });
 
-    it('filters by a case-insensitive prefix of email or display name, served by an index', async () => {
+    it('lets an admin filter by a case-insensitive prefix of email or display name; others by display name only', async () => {
       const tag = `zq${Date.now().toString(36)}`;
       const byName = await s.client.auth.register({
         ...newAccount('x'),
@@ -111,6 +111,12 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       const byEmail = await s.client.auth.register({ ...newAccount(tag), displayName: 'Someone' });
       await s.client.auth.register({ ...newAccount('other'), displayName: `not ${tag}` });
       const me = s.client.withToken(byName.tokens?.accessToken ?? '');
+      const mine = await me.users.listUsers({ pageSize: 0, pageToken: '', query: ` ${tag} ` });
+      expect(
+        mine.users.map((u) => u.id),
+        'a user: names only',
+      ).to.deep.equal([byName.user?.id]);
+      await makeAdmin(byName.user?.id ?? '');
       const page = await me.users.listUsers({ pageSize: 0, pageToken: '', query: ` ${tag} ` });
       expect(page.users.map((u) => u.id)).to.have.members([byName.user?.id, byEmail.user?.id]);
       expect(page.nextPageToken).to.equal('');
@@ -133,9 +139,12 @@ describe('UserService: batch get, list, update, delete, roles', () => {
           const rows = await big.sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values);
           return rows.map((r) => r['QUERY PLAN']).join('\n');
         };
-        const search = await explain({ prefix: 'ada', limit: 51 });
+        const search = await explain({ prefix: { text: 'ada', of: 'email-or-name' }, limit: 51 });
         expect(search).to.include('users_email_prefix_idx').and.include('users_display_name_prefix_idx');
         expect(search).to.not.include('Seq Scan');
+        const byName = await explain({ prefix: { text: 'ada', of: 'name' }, limit: 51 });
+        expect(byName).to.include('users_display_name_prefix_idx').and.not.include('users_email_prefix_idx');
+        expect(byName).to.not.include('Seq Scan');
         const [middle] = await big.sql<{ id: string }>(
           'SELECT id FROM users ORDER BY created_at, id OFFSET 2500 LIMIT 1',
         );
@@ -146,8 +155,9 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       }
     });
 
-    it('caps page_size at 1000, defaults it to 50, and refuses a negative one', async () => {
-      const { client } = await signUp();
+    it('caps page_size at 1000 for admins (50 for others), defaults it to 50, and refuses a negative one', async () => {
+      const { client, user } = await signUp();
+      await makeAdmin(user.id);
       const total = (await s.sql('SELECT count(*)::int AS n FROM users WHERE deleted_at IS NULL'))[0]
         ?.n as number;
       expect((await client.users.listUsers({ pageSize: 0, pageToken: '', query: '' })).users).to.have.length(
@@ -164,7 +174,8 @@ describe('UserService: batch get, list, update, delete, roles', () => {
     });
 
     it('refuses a tampered page token, or one made for another query, with INVALID_ARGUMENT', async () => {
-      const { client } = await signUp();
+      const { client, user } = await signUp();
+      await makeAdmin(user.id);
       const { nextPageToken } = await client.users.listUsers({ pageSize: 1, pageToken: '', query: '' });
       expect(nextPageToken).to.not.equal('');
       const [body, sig] = nextPageToken.split('.') as [string, string];
@@ -193,9 +204,10 @@ describe('UserService: batch get, list, update, delete, roles', () => {
 
   describe('UpdateUser', () => {
     it('changes only the masked fields', async () => {
-      const { user, client } = await signUp();
+      const { acct, user, client } = await signUp();
       const updated = await client.users.updateUser({
         user: { ...user, displayName: 'New Name', email: 'ignored@example.com' },
+        currentPassword: '',
         updateMask: ['display_name'],
       });
       expect(updated.displayName).to.equal('New Name');
@@ -204,6 +216,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       const email = `  Renamed-${Date.now()}@Example.com `;
       const renamed = await client.users.updateUser({
         user: { ...user, email, displayName: '' },
+        currentPassword: acct.password,
         updateMask: ['email'],
       });
       expect(renamed.email).to.equal(email.trim().toLowerCase());
@@ -221,6 +234,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
           createTime: undefined,
           updateTime: undefined,
         },
+        currentPassword: '',
         updateMask: [],
       });
       expect(updated).to.deep.include({ displayName: 'Only Name', email: user.email });
@@ -229,7 +243,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
     it('refuses unknown and immutable paths, and bad values, with INVALID_ARGUMENT', async () => {
       const { user, client } = await signUp();
       const err = await expectCode(
-        client.users.updateUser({ user, updateMask: ['nickname', 'create_time', 'id'] }),
+        client.users.updateUser({ user, currentPassword: '', updateMask: ['nickname', 'create_time', 'id'] }),
         Code.INVALID_ARGUMENT,
       );
       expect(err.details)
@@ -238,13 +252,29 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       const bad = await expectCode(
         client.users.updateUser({
           user: { ...user, email: 'nope', displayName: ' ' },
+          currentPassword: '',
           updateMask: ['email', 'display_name'],
         }),
         Code.INVALID_ARGUMENT,
       );
       expect(fieldViolations(bad).map((v) => v.field)).to.have.members(['user.email', 'user.display_name']);
+      // an id that is not the caller's own is a question of permission first ...
       await expectCode(
-        client.users.updateUser({ user: { ...user, id: '' }, updateMask: ['display_name'] }),
+        client.users.updateUser({
+          user: { ...user, id: '' },
+          currentPassword: '',
+          updateMask: ['display_name'],
+        }),
+        Code.PERMISSION_DENIED,
+      );
+      // ... and for an admin, of a bad value
+      await makeAdmin(user.id);
+      await expectCode(
+        client.users.updateUser({
+          user: { ...user, id: '' },
+          currentPassword: '',
+          updateMask: ['display_name'],
+        }),
         Code.INVALID_ARGUMENT,
         /user\.id/,
       );
@@ -256,6 +286,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       await expectCode(
         alice.client.users.updateUser({
           user: { ...bob.user, displayName: 'hacked' },
+          currentPassword: '',
           updateMask: ['display_name'],
         }),
         Code.PERMISSION_DENIED,
@@ -264,12 +295,14 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       await makeAdmin(alice.user.id); // takes effect at once: roles are read fresh on every call
       const changed = await alice.client.users.updateUser({
         user: { ...bob.user, displayName: 'by admin' },
+        currentPassword: '',
         updateMask: ['display_name'],
       });
       expect(changed.displayName).to.equal('by admin');
       await expectCode(
         alice.client.users.updateUser({
           user: { ...bob.user, id: '00000000-0000-4000-8000-000000000000' },
+          currentPassword: '',
           updateMask: ['display_name'],
         }),
         Code.NOT_FOUND,
@@ -282,6 +315,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       await expectCode(
         bob.client.users.updateUser({
           user: { ...bob.user, roles: ['user', 'admin'] },
+          currentPassword: '',
           updateMask: ['roles'],
         }),
         Code.PERMISSION_DENIED,
@@ -290,17 +324,23 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       await makeAdmin(alice.user.id);
       const promoted = await alice.client.users.updateUser({
         user: { ...bob.user, roles: ['admin', 'user'] },
+        currentPassword: '',
         updateMask: ['roles'],
       });
       expect(promoted.roles).to.deep.equal(['admin', 'user']);
       await expectCode(
-        alice.client.users.updateUser({ user: { ...bob.user, roles: ['admin'] }, updateMask: ['roles'] }),
+        alice.client.users.updateUser({
+          user: { ...bob.user, roles: ['admin'] },
+          currentPassword: '',
+          updateMask: ['roles'],
+        }),
         Code.INVALID_ARGUMENT,
         /must include "user"/,
       );
       await expectCode(
         alice.client.users.updateUser({
           user: { ...bob.user, roles: ['user', 'root'] },
+          currentPassword: '',
           updateMask: ['roles'],
         }),
         Code.INVALID_ARGUMENT,
@@ -308,6 +348,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       );
       const demoted = await alice.client.users.updateUser({
         user: { ...bob.user, roles: ['user'] },
+        currentPassword: '',
         updateMask: ['roles'],
       });
       expect(demoted.roles).to.deep.equal(['user']);
@@ -323,6 +364,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       await expectCode(
         bob.client.users.updateUser({
           user: { ...bob.user, email: alice.user.email.toUpperCase() },
+          currentPassword: bob.acct.password,
           updateMask: ['email'],
         }),
         Code.ALREADY_EXISTS,
@@ -334,6 +376,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
     it('soft-deletes: gone from Get/BatchGet/List, cannot log in, sessions end, the address is free again', async () => {
       const { acct, user, client } = await signUp('del');
       const watcher = await signUp('watch');
+      await makeAdmin(watcher.user.id); // sees every field and may look up any email
       const second = await s.client.auth.login(acct);
       await client.users.deleteUser({ id: user.id });
       await expectCode(
@@ -392,6 +435,7 @@ describe('UserService: batch get, list, update, delete, roles', () => {
       const other = await signUp();
       const changed = await client.users.updateUser({
         user: { ...other.user, displayName: 'ok' },
+        currentPassword: '',
         updateMask: ['display_name'],
       });
       expect(changed.displayName).to.equal('ok');

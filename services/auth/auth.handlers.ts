@@ -1,8 +1,15 @@
 import type { AuthServiceService } from '../../src/gen/connectsphere/auth/v1/auth.js';
 import type { ServiceHandlers } from '../../src/grpc/adapter.js';
-import { toTokenPair, toUserMessage } from '../../src/grpc/mappers.js';
+import type { PublicContext } from '../../src/grpc/context.js';
+import { toSessionMessage, toTokenPair, toUserMessage } from '../../src/grpc/mappers.js';
 import type { AUTH_POLICY } from '../../src/grpc/policy.js';
-import type { AuthService } from './auth.service.js';
+import type { AuthService, Origin } from './auth.service.js';
+
+const originOf = (ctx: PublicContext): Origin => ({
+  clientAddress: ctx.clientAddress,
+  userAgent: ctx.userAgent,
+  signal: ctx.signal,
+});
 
 export function createAuthHandlers(
   auth: AuthService,
@@ -11,12 +18,12 @@ export function createAuthHandlers(
     async register(req, ctx) {
       const { user, tokens } = await auth.register(
         { email: req.email, password: req.password, displayName: req.displayName },
-        ctx.signal,
+        originOf(ctx),
       );
       return { user: toUserMessage(user), tokens: toTokenPair(tokens) };
     },
     async login(req, ctx) {
-      const { user, tokens } = await auth.login({ email: req.email, password: req.password }, ctx.signal);
+      const { user, tokens } = await auth.login({ email: req.email, password: req.password }, originOf(ctx));
       return { user: toUserMessage(user), tokens: toTokenPair(tokens) };
     },
     async refreshToken(req) {
@@ -41,9 +48,16 @@ export function createAuthHandlers(
       const tokens = await auth.changePassword(
         ctx.caller,
         { currentPassword: req.currentPassword, newPassword: req.newPassword },
-        ctx.signal,
+        originOf(ctx),
       );
       return { tokens: toTokenPair(tokens) };
+    },
+    async listSessions(_req, ctx) {
+      return { sessions: (await auth.listSessions(ctx.caller)).map(toSessionMessage) };
+    },
+    async revokeSession(req, ctx) {
+      await auth.revokeSession(ctx.caller, req.sessionId);
+      return {};
     },
   };
 }

@@ -1,61 +1,72 @@
 /**
- * Auth use cases: register, login, refresh-token rotation, logout, token introspection and
- * password change. No gRPC and no SQL here: storage, hashing and token signing come in as
- * dependencies (wired in src/app.ts).
+ * Auth use cases: register, login, refresh-token rotation, logout, token introspection, password
+ * change, and the caller's own sessions. No gRPC and no SQL here: storage, hashing, throttling and
+ * token signing come in as dependencies (wired in src/app.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { Caller } from '../../src/caller.js';
 import {
   InvalidArgumentError,
-  resourceExhausted,
+  notFound,
+  throttled,
   throwIfAborted,
   unauthenticated,
   Violations,
 } from '../../src/errors.js';
 import type {
+  AttemptThrottle,
   IssuedTokens,
-  LoginThrottleStore,
   NewSession,
+  SessionInfo,
   SessionStore,
   Transactions,
   UserRecord,
   UserStore,
 } from '../../src/ports.js';
+import type { PasswordStrength } from '../../src/security/password-strength.js';
 import type { PasswordHasher } from '../../src/security/passwords.js';
+import type { CurrentPasswordCheck } from '../../src/security/reauth.js';
 import type { TokenService } from '../../src/security/tokens.js';
+import { loginKeys } from '../../src/throttle.js';
 import {
   checkDisplayName,
   checkEmail,
+  checkEmailLookup,
   checkGivenPassword,
   checkNewPassword,
+  checkUuid,
   hasUnsafeText,
 } from '../../src/validation.js';
+
+/** Where a call comes from, as the transport saw it. */
+export interface Origin {
+  /** The client address (see TRUSTED_PROXIES). */
+  clientAddress: string;
+  /** The caller's user-agent metadata, already cut to a safe length. */
+  userAgent: string;
+  signal?: AbortSignal;
+}
 
 export interface AuthDeps {
   transactions: Transactions;
   users: UserStore;
   sessions: SessionStore;
   hasher: PasswordHasher;
+  strength: PasswordStrength;
   tokens: TokenService;
-  throttle: LoginThrottleStore;
+  throttle: AttemptThrottle;
+  checkCurrentPassword: CurrentPasswordCheck;
+  policy: AuthPolicy;
+}
+
+export interface AuthPolicy {
   /** REFRESH_REUSE_GRACE_SECONDS */
   refreshReuseGraceS: number;
-  loginPolicy: LoginPolicy;
+  /** SESSION_MAX_LIFETIME_S */
+  sessionMaxLifetimeS: number;
+  /** LOGIN_MAX_FAILURES (account from one address), LOGIN_SOURCE_MAX_FAILURES, LOGIN_ACCOUNT_MAX_FAILURES */
+  loginLimits: { pair: number; source: number; account: number };
 }
-
-/** LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_BASE_S, LOGIN_LOCKOUT_MAX_S, LOGIN_FAILURE_WINDOW_S */
-export interface LoginPolicy {
-  maxFailures: number;
-  lockoutBaseS: number;
-  lockoutMaxS: number;
-  failureWindowS: number;
-}
-
-/** Seconds of refusal after `failures` consecutive failures: base, 2×base, 4×base ... up to max. */
-export const lockoutSeconds = (failures: number, p: LoginPolicy): number =>
-  failures < p.maxFailures
-    ? 0
-    : Math.min(p.lockoutBaseS * 2 ** Math.min(failures - p.maxFailures, 30), p.lockoutMaxS);
 
 export interface SignedIn {
   user: UserRecord;
@@ -98,14 +109,17 @@ const required = (field: string, value: string, what: string) => {
 export type AuthService = ReturnType<typeof createAuthService>;
 
 export function createAuthService(deps: AuthDeps) {
-  const { transactions, users, sessions, hasher, tokens, throttle, refreshReuseGraceS, loginPolicy } = deps;
+  const { transactions, users, sessions, hasher, strength, tokens, throttle, checkCurrentPassword, policy } =
+    deps;
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
-  const openSession = () => {
+  const openSession = (origin: Origin) => {
     const refresh = tokens.newRefreshToken();
     const session: NewSession = {
       sessionId: randomUUID(),
       refreshTokenHash: refresh.hash,
       refreshExpiresAt: refresh.expiresAt,
+      clientAddress: origin.clientAddress,
+      userAgent: origin.userAgent,
     };
     return { session, refresh };
   };
@@ -130,57 +144,92 @@ export function createAuthService(deps: AuthDeps) {
     };
   };
 
+  /** Adds a violation when a new password is too weak for this account (common, breached, personal). */
+  const checkStrength = async (
+    v: Violations,
+    field: string,
+    password: string,
+    account: { email: string; displayName: string },
+    origin: Origin,
+  ) => {
+    const problem = await strength.problem(password, account, {
+      signal: origin.signal,
+      source: origin.clientAddress,
+    });
+    if (problem) v.add(field, problem);
+  };
+
   return {
-    async register(input: { email: string; password: string; displayName: string }, signal?: AbortSignal) {
+    async register(
+      input: { email: string; password: string; displayName: string },
+      origin: Origin,
+    ): Promise<SignedIn> {
       const v = new Violations();
       const email = checkEmail(v, 'email', input.email);
       checkNewPassword(v, 'password', input.password);
       const displayName = checkDisplayName(v, 'display_name', input.displayName);
       v.throwIfAny();
-      hasher.assertCapacity();
+      hasher.assertCapacity(origin.clientAddress);
+      await checkStrength(v, 'password', input.password, { email, displayName }, origin);
+      v.throwIfAny();
 
-      const passwordHash = await hasher.hash(input.password, signal);
-      throwIfAborted(signal);
-      const { session, refresh } = openSession();
+      const passwordHash = await hasher.hash(input.password, {
+        signal: origin.signal,
+        source: origin.clientAddress,
+      });
+      throwIfAborted(origin.signal);
+      const { session, refresh } = openSession(origin);
       const user = await transactions.run(async (tx) => {
         const created = await users.insert({ id: randomUUID(), email, displayName, passwordHash }, tx);
         await sessions.create(created.id, session, tx);
         return created;
-      });
-      return { user, tokens: issue(user, session.sessionId, refresh) } satisfies SignedIn;
+      }, origin.signal);
+      return { user, tokens: issue(user, session.sessionId, refresh) };
     },
 
-    async login(input: { email: string; password: string }, signal?: AbortSignal): Promise<SignedIn> {
+    /**
+     * The attempt is reserved against the account from this address, this address and this account
+     * before any hashing (src/throttle.ts): parallel guesses get at most the limit of evaluations,
+     * a locked key refuses even the right password, and the same answer comes whether or not the
+     * account exists.
+     */
+    async login(input: { email: string; password: string }, origin: Origin): Promise<SignedIn> {
       const v = new Violations();
-      const email = checkEmail(v, 'email', input.email);
+      const email = checkEmailLookup(v, 'email', input.email);
       checkGivenPassword(v, 'password', input.password);
       v.throwIfAny();
-      hasher.assertCapacity(); // refuse a flood before it costs database work
+      const source = origin.clientAddress;
+      hasher.assertCapacity(source); // refuse a flood before it costs database work
 
-      // Throttled per account (known or not), before any hashing work; state in the database.
-      const throttled = await throttle.check(email, signal);
-      if (throttled.waitS > 0) {
-        throw resourceExhausted(`too many failed logins for this account; retry in ${throttled.waitS} s`);
+      const keys = loginKeys(email, source, policy.loginLimits);
+      const all = [keys.pair, keys.source, keys.account];
+      const reservation = await throttle.reserve(all, origin.signal);
+      if (!reservation.granted) throw throttled(reservation.waitS);
+      let found: Awaited<ReturnType<UserStore['findCredentialsByEmail']>>;
+      let ok: boolean;
+      try {
+        found = await users.findCredentialsByEmail(email, origin.signal);
+        throwIfAborted(origin.signal);
+        ok = await hasher.verify(input.password, found?.passwordHash ?? null, {
+          signal: origin.signal,
+          source,
+        });
+      } catch (err) {
+        await throttle.settle([], all).catch(() => {}); // never evaluated: give the attempt back
+        throw err;
       }
-      const found = await users.findCredentialsByEmail(email, signal);
-      throwIfAborted(signal);
-      const ok = await hasher.verify(input.password, found?.passwordHash ?? null, signal);
-      if (!found || !ok) {
-        const failures = await throttle.recordFailure(email, loginPolicy.failureWindowS);
-        const lockS = lockoutSeconds(failures, loginPolicy);
-        if (lockS > 0) await throttle.lock(email, lockS);
-        throw unauthenticated(BAD_CREDENTIALS);
-      }
-      if (throttled.hasFailures) await throttle.reset(email);
+      if (!found || !ok) throw unauthenticated(BAD_CREDENTIALS);
+      // Proven: the pair starts afresh; the address and the account get this attempt back.
+      await throttle.settle([keys.pair], [keys.source, keys.account]);
 
       if (hasher.needsRehash(found.passwordHash)) {
         // Upgrade a hash made at another cost; a concurrent password change wins.
-        const upgraded = await hasher.hash(input.password, signal);
+        const upgraded = await hasher.hash(input.password, { signal: origin.signal, source });
         await users.upgradePasswordHash(found.id, found.passwordHash, upgraded);
       }
-      throwIfAborted(signal);
+      throwIfAborted(origin.signal);
       const { passwordHash: _, ...user } = found;
-      const { session, refresh } = openSession();
+      const { session, refresh } = openSession(origin);
       await sessions.create(user.id, session);
       return { user, tokens: issue(user, session.sessionId, refresh) };
     },
@@ -192,7 +241,7 @@ export function createAuthService(deps: AuthDeps) {
       const result = await sessions.rotate(
         tokens.hashRefreshToken(refreshToken),
         { hash: next.hash, expiresAt: next.expiresAt },
-        refreshReuseGraceS,
+        { graceS: policy.refreshReuseGraceS, maxLifetimeS: policy.sessionMaxLifetimeS },
       );
       if (result.outcome === 'rotated' || result.outcome === 'grace')
         return issue(result.user, result.sessionId, next);
@@ -206,44 +255,45 @@ export function createAuthService(deps: AuthDeps) {
       await sessions.endByRefreshToken(tokens.hashRefreshToken(refreshToken));
     },
 
-    /** RFC 7662-style introspection: a signature check and one primary-key lookup. */
+    /** RFC 7662-style introspection: a signature check and one lookup of the session with its user's current email and roles. */
     async validate(accessToken: string, signal?: AbortSignal): Promise<Introspection> {
       required('access_token', accessToken, 'the access token to check, without "Bearer "');
       const verified = tokens.verifyAccess(accessToken);
       if (!verified) return { active: false };
-      const { caller, exp } = verified;
-      if (!(await sessions.isActive(caller.sessionId, caller.userId, signal))) return { active: false };
+      const live = await sessions.liveCaller(verified.caller, signal);
+      if (!live) return { active: false };
       return {
         active: true,
-        userId: caller.userId,
-        email: caller.email,
-        roles: [...caller.roles],
-        sessionId: caller.sessionId,
-        expireTime: new Date(exp * 1000),
+        userId: live.userId,
+        email: live.email,
+        roles: [...live.roles],
+        sessionId: live.sessionId,
+        expireTime: new Date(verified.exp * 1000),
       };
     },
 
-    /** Checks the current password, sets the new one, ends every session of the user (this one
-     * included) and opens a new session, whose tokens are returned. */
+    /** Checks the current password (throttled per user), sets the new one, ends every session of the
+     * user (this one included) and opens a new session, whose tokens are returned. */
     async changePassword(
       caller: Caller,
       input: { currentPassword: string; newPassword: string },
-      signal?: AbortSignal,
+      origin: Origin,
     ): Promise<IssuedTokens> {
       const v = new Violations();
       checkGivenPassword(v, 'current_password', input.currentPassword);
       checkNewPassword(v, 'new_password', input.newPassword);
       v.throwIfAny();
-      hasher.assertCapacity();
+      const source = origin.clientAddress;
+      hasher.assertCapacity(source);
 
-      const found = await users.findCredentialsById(caller.userId, signal);
+      const found = await users.findCredentialsById(caller.userId, origin.signal);
       if (!found) throw unauthenticated('this account no longer exists');
-      if (!(await hasher.verify(input.currentPassword, found.passwordHash, signal))) {
-        throw unauthenticated('current_password is incorrect');
-      }
-      const nextHash = await hasher.hash(input.newPassword, signal);
-      throwIfAborted(signal);
-      const { session, refresh } = openSession();
+      await checkCurrentPassword(found, input.currentPassword, { signal: origin.signal, source });
+      await checkStrength(v, 'new_password', input.newPassword, found, origin);
+      v.throwIfAny();
+      const nextHash = await hasher.hash(input.newPassword, { signal: origin.signal, source });
+      throwIfAborted(origin.signal);
+      const { session, refresh } = openSession(origin);
       const changed = await transactions.run(async (tx) => {
         if (!(await users.changePasswordHash(found.id, found.passwordHash, nextHash, tx))) return false;
         await sessions.endAllForUser(found.id, 'password change', tx);
@@ -253,6 +303,22 @@ export function createAuthService(deps: AuthDeps) {
       if (!changed) throw unauthenticated('the password was changed meanwhile; log in again');
       const { passwordHash: _, ...user } = found;
       return issue(user, session.sessionId, refresh);
+    },
+
+    /** The caller's live sessions, newest first, marking the calling one. */
+    async listSessions(caller: Caller): Promise<(SessionInfo & { current: boolean })[]> {
+      const list = await sessions.listLive(caller.userId);
+      return list.map((s) => ({ ...s, current: s.id === caller.sessionId }));
+    },
+
+    /** Ends one of the caller's own sessions; another user's (or an unknown or ended one) is NOT_FOUND. */
+    async revokeSession(caller: Caller, sessionId: string): Promise<void> {
+      const v = new Violations();
+      checkUuid(v, 'session_id', sessionId);
+      v.throwIfAny();
+      if (!(await sessions.end(sessionId.toLowerCase(), caller.userId, 'revoked by user'))) {
+        throw notFound(`no live session ${sessionId} of yours`);
+      }
     },
   };
 }

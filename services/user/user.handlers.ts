@@ -24,11 +24,15 @@ export function createUserHandlers(
       ctx.confirmLive(); // getUser read the caller's session in the same statement
       return toUserMessage(user);
     },
-    async batchGetUsers(req) {
-      return { users: (await users.batchGet(req.ids)).map(toUserMessage) };
+    async batchGetUsers(req, ctx) {
+      return { users: (await users.batchGet(ctx.caller, req.ids)).map(toUserMessage) };
     },
-    async listUsers(req) {
-      const page = await users.list({ pageSize: req.pageSize, pageToken: req.pageToken, query: req.query });
+    async listUsers(req, ctx) {
+      const page = await users.list(ctx.caller, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        query: req.query,
+      });
       return { users: page.users.map(toUserMessage), nextPageToken: page.nextPageToken };
     },
     async updateUser(req, ctx) {
@@ -40,8 +44,10 @@ export function createUserHandlers(
           displayName: user?.displayName ?? '',
           email: user?.email ?? '',
           roles: user?.roles ?? [],
+          currentPassword: req.currentPassword,
         },
         req.updateMask,
+        { signal: ctx.signal, source: ctx.clientAddress },
       );
       return toUserMessage(updated);
     },

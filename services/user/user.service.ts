@@ -1,12 +1,18 @@
 /**
  * User use cases: get, batch get, list, update with a field mask, soft delete, and the operator's
- * role grants. Callers are authenticated before they get here (see the adapter); the permission
- * rules live here.
+ * role grants. Callers are authenticated before they get here (see src/grpc/policy.ts); the
+ * permission and visibility rules live here:
+ * - a caller sees every field of its own record, an admin of every record, anyone else the public
+ *   profile (id, display name, creation time);
+ * - GetUser by email answers only for the caller's own address (or an admin), and says nothing
+ *   about any other address: PERMISSION_DENIED whether or not it exists;
+ * - ListUsers is the whole directory for admins, a display-name search for everyone else;
+ * - no change may leave the system without an admin.
  */
-
 import { type Caller, isAdmin } from '../../src/caller.js';
 import {
   BAD_ACCESS_TOKEN,
+  failedPrecondition,
   InvalidArgumentError,
   notFound,
   permissionDenied,
@@ -17,12 +23,25 @@ import {
   ROLES,
   type SessionStore,
   type Transactions,
+  type Tx,
   type UserPatch,
   type UserRecord,
   type UserStore,
+  type UserView,
 } from '../../src/ports.js';
+import type { RunOptions } from '../../src/security/limiter.js';
 import type { PageTokenCodec } from '../../src/security/page-tokens.js';
-import { checkDisplayName, checkEmail, checkUuid, EMAIL_MAX, hasUnsafeText } from '../../src/validation.js';
+import type { CurrentPasswordCheck } from '../../src/security/reauth.js';
+import {
+  checkDisplayName,
+  checkEmail,
+  checkEmailLookup,
+  checkGivenPassword,
+  checkUuid,
+  EMAIL_MAX,
+  hasUnsafeText,
+  normalizeEmail,
+} from '../../src/validation.js';
 
 export type UserLookup = { by: 'id'; id: string } | { by: 'email'; email: string };
 
@@ -31,13 +50,21 @@ export interface UserDeps {
   users: UserStore;
   sessions: SessionStore;
   pageTokens: PageTokenCodec;
+  checkCurrentPassword: CurrentPasswordCheck;
 }
 
 export const BATCH_MAX = 100;
 export const PAGE_SIZE_DEFAULT = 50;
 export const PAGE_SIZE_MAX = 1000;
+/** ListUsers for non-admins: a display-name search of at least this many characters, pages of at most… */
+export const PUBLIC_QUERY_MIN = 3;
+export const PUBLIC_PAGE_SIZE_MAX = 50;
+export const ROLES_MAX = 16;
+/** The most of a caller's input any error message repeats. */
+const ECHO_MAX = 100;
 
 const MUTABLE_PATHS = ['display_name', 'email', 'roles'] as const;
+type MutablePath = (typeof MUTABLE_PATHS)[number];
 const IMMUTABLE_PATHS = new Set(['id', 'create_time', 'update_time']);
 
 export interface UpdateInput {
@@ -48,27 +75,29 @@ export interface UpdateInput {
 }
 
 /** A caller's value quoted in an error message, cut short: never echo a huge input back. */
-const quote = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+const quote = (value: string, max = 40) =>
+  JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
+const capped = (text: string) => (text.length > ECHO_MAX ? `${text.slice(0, ECHO_MAX)}…` : text);
 
-/** Roles as given, checked: known names only, always including `user`; sorted and unique. */
+/** Roles as given, checked: at most 16, known names only, always including `user`; sorted and unique. */
 function checkRoles(v: Violations, field: string, roles: string[]): string[] {
-  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
-  if (unknown.length)
+  if (roles.length > ROLES_MAX) {
+    v.add(field, `at most ${ROLES_MAX} roles (got ${roles.length})`);
+    return [];
+  }
+  const unknown = [...new Set(roles.filter((r) => !(ROLES as readonly string[]).includes(r)))];
+  if (unknown.length) {
     v.add(
       field,
-      `unknown role(s) ${unknown.map((r) => JSON.stringify(r)).join(', ')}; known: ${ROLES.join(', ')}`,
+      `unknown role(s) ${capped(unknown.map((r) => quote(r, 20)).join(', '))}; known: ${ROLES.join(', ')}`,
     );
-  else if (!roles.includes('user')) v.add(field, 'must include "user"');
+  } else if (!roles.includes('user')) v.add(field, 'must include "user"');
   return [...new Set(roles)].sort();
 }
 
-/**
- * AIP-134 update-mask resolution: the patch the masked fields make, every bad path or value
- * collected (INVALID_ARGUMENT). An empty mask means every non-empty field given; `*` all of them.
- */
-export function resolveUpdate(input: UpdateInput, mask: string[] | undefined): UserPatch {
+/** The fields an update touches (AIP-134): an empty mask means every non-empty field given, `*` all. */
+export function updatePaths(input: UpdateInput, mask: string[] | undefined): MutablePath[] {
   const v = new Violations();
-  checkUuid(v, 'user.id', input.id);
   let paths: string[];
   if (!mask || mask.length === 0) {
     paths = MUTABLE_PATHS.filter((p) =>
@@ -79,56 +108,99 @@ export function resolveUpdate(input: UpdateInput, mask: string[] | undefined): U
   } else {
     paths = mask;
   }
-  const patch: UserPatch = {};
   for (const path of new Set(paths)) {
     if (IMMUTABLE_PATHS.has(path)) v.add('update_mask', `${quote(path)} cannot be changed`);
     else if (!(MUTABLE_PATHS as readonly string[]).includes(path)) {
       v.add('update_mask', `unknown field ${quote(path)}; updatable: ${MUTABLE_PATHS.join(', ')}`);
-    } else if (path === 'display_name')
+    }
+  }
+  if (v.empty && paths.length === 0) v.add('update_mask', 'names no field to change');
+  v.throwIfAny();
+  return [...new Set(paths)] as MutablePath[];
+}
+
+/** The values of the masked fields, checked and normalised (every bad one collected). */
+export function resolveUpdate(input: UpdateInput, mask: string[] | undefined): UserPatch {
+  const v = new Violations();
+  const patch: UserPatch = {};
+  for (const path of updatePaths(input, mask)) {
+    if (path === 'display_name')
       patch.displayName = checkDisplayName(v, 'user.display_name', input.displayName);
     else if (path === 'email') patch.email = checkEmail(v, 'user.email', input.email);
     else patch.roles = checkRoles(v, 'user.roles', input.roles);
   }
-  if (v.empty && Object.keys(patch).length === 0) v.add('update_mask', 'names no field to change');
   v.throwIfAny();
   return patch;
 }
 
+/** What `caller` may see of `user`: all of its own record, all for an admin, else the public profile. */
+export function viewFor(caller: Caller, user: UserRecord): UserView {
+  if (caller.userId === user.id || isAdmin(caller)) return user;
+  return { id: user.id, displayName: user.displayName, createTime: user.createTime };
+}
+
 export type UserService = ReturnType<typeof createUserService>;
 
-export function createUserService({ transactions, users, sessions, pageTokens }: UserDeps) {
-  /** Applies a patch; losing a role ends the user's sessions in the same transaction (their tokens
-   * must not keep a privilege). Null when the user is gone. */
-  const applyPatch = (current: UserRecord, patch: UserPatch) =>
+export function createUserService({
+  transactions,
+  users,
+  sessions,
+  pageTokens,
+  checkCurrentPassword,
+}: UserDeps) {
+  /** Refuses a change that would leave no active admin; the admins' rows stay locked until `tx` ends. */
+  const keepAnAdmin = async (userId: string, tx: Tx) => {
+    const admins = await users.lockAdmins(tx);
+    if (admins.includes(userId) && admins.length === 1) {
+      throw failedPrecondition('this is the last admin: grant admin to another user first');
+    }
+  };
+
+  /** Applies a patch in one transaction: the last admin keeps the role; losing a role ends the
+   * user's sessions (their tokens must not keep a privilege); an email change ends every other
+   * session of the user (`keepSession`: the caller's own). Null when the user is gone. */
+  const applyPatch = (current: UserRecord, patch: UserPatch, keepSession?: string) =>
     transactions.run(async (tx) => {
+      const lostRoles = patch.roles !== undefined && current.roles.some((r) => !patch.roles?.includes(r));
+      if (lostRoles && current.roles.includes('admin') && !patch.roles?.includes('admin')) {
+        await keepAnAdmin(current.id, tx);
+      }
       const updated = await users.update(current.id, patch, tx);
-      const lostRole = patch.roles !== undefined && current.roles.some((r) => !patch.roles?.includes(r));
-      if (updated && lostRole) await sessions.endAllForUser(current.id, 'roles reduced', tx);
+      if (!updated) return null;
+      if (lostRoles) await sessions.endAllForUser(current.id, 'roles reduced', tx);
+      else if (patch.email !== undefined && patch.email !== current.email) {
+        await sessions.endAllForUser(current.id, 'email change', tx, keepSession);
+      }
       return updated;
     });
 
   return {
-    /** One statement reads the user and proves the caller's session live (see deferredLiveness). */
-    async getUser(lookup: UserLookup | undefined, caller: Caller, signal?: AbortSignal): Promise<UserRecord> {
+    /** One statement reads the user and proves the caller's session live, with its current roles. */
+    async getUser(lookup: UserLookup | undefined, caller: Caller, signal?: AbortSignal): Promise<UserView> {
       if (!lookup)
         throw new InvalidArgumentError([{ field: 'lookup', description: 'set exactly one of id or email' }]);
       const v = new Violations();
       if (lookup.by === 'id') checkUuid(v, 'id', lookup.id);
-      const email = lookup.by === 'email' ? checkEmail(v, 'email', lookup.email) : '';
+      const email = lookup.by === 'email' ? checkEmailLookup(v, 'email', lookup.email) : '';
       v.throwIfAny();
-      const { callerLive, user } = await users.findForCaller(
+      const found = await users.findForCaller(
         lookup.by === 'id' ? { id: lookup.id.toLowerCase() } : { email },
         caller,
         signal,
       );
-      if (!callerLive) throw unauthenticated(BAD_ACCESS_TOKEN);
-      if (!user)
+      const me = found.caller;
+      if (!me) throw unauthenticated(BAD_ACCESS_TOKEN);
+      // By email: only one's own address (or any, for an admin), decided before existence shows.
+      if (lookup.by === 'email' && email !== me.email && !isAdmin(me)) {
+        throw permissionDenied('you can look up only your own email address');
+      }
+      if (!found.user)
         throw notFound(lookup.by === 'id' ? `user ${lookup.id} not found` : 'no user with this email');
-      return user;
+      return viewFor(me, found.user);
     },
 
     /** AIP-231: all or nothing, in request order, one query. */
-    async batchGet(ids: string[]): Promise<UserRecord[]> {
+    async batchGet(caller: Caller, ids: string[]): Promise<UserView[]> {
       const v = new Violations();
       if (ids.length > BATCH_MAX) v.add('ids', `at most ${BATCH_MAX} ids per call (got ${ids.length})`);
       else {
@@ -139,17 +211,24 @@ export function createUserService({ transactions, users, sessions, pageTokens }:
       const wanted = ids.map((id) => id.toLowerCase());
       const found = new Map((await users.findManyByIds([...new Set(wanted)])).map((u) => [u.id, u]));
       const missing = [...new Set(wanted.filter((id) => !found.has(id)))];
-      if (missing.length) throw notFound(`user(s) not found: ${missing.join(', ')}`);
-      return wanted.map((id) => found.get(id) as UserRecord);
+      if (missing.length) throw notFound(capped(`user(s) not found: ${missing.join(', ')}`));
+      return wanted.map((id) => viewFor(caller, found.get(id) as UserRecord));
     },
 
-    /** AIP-158 keyset pagination in registration order. */
-    async list(input: { pageSize: number; pageToken: string; query: string }) {
+    /** AIP-158 keyset pagination in registration order: the directory for admins, a name search for others. */
+    async list(caller: Caller, input: { pageSize: number; pageToken: string; query: string }) {
+      const admin = isAdmin(caller);
       const v = new Violations();
       if (input.pageSize < 0) v.add('page_size', 'must not be negative');
-      const query = input.query.trim().toLowerCase();
+      const query = input.query.normalize('NFC').trim().toLowerCase();
       if (query.length > EMAIL_MAX) v.add('query', `must be at most ${EMAIL_MAX} characters`);
       else if (hasUnsafeText(query)) v.add('query', 'must not contain control characters or invalid UTF-8');
+      else if (!admin && [...query].length < PUBLIC_QUERY_MIN) {
+        v.add(
+          'query',
+          `is required: at least ${PUBLIC_QUERY_MIN} characters of the display name to search for`,
+        );
+      }
       let afterId: string | undefined;
       if (input.pageToken) {
         const cursor = pageTokens.decode(input.pageToken);
@@ -160,30 +239,58 @@ export function createUserService({ transactions, users, sessions, pageTokens }:
         else afterId = cursor.afterId;
       }
       v.throwIfAny();
-      const pageSize = Math.min(input.pageSize || PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX);
-      const rows = await users.list({ afterId, prefix: query || undefined, limit: pageSize + 1 });
+      const pageSize = Math.min(
+        input.pageSize || PAGE_SIZE_DEFAULT,
+        admin ? PAGE_SIZE_MAX : PUBLIC_PAGE_SIZE_MAX,
+      );
+      const rows = await users.list({
+        afterId,
+        prefix: query ? { text: query, of: admin ? 'email-or-name' : 'name' } : undefined,
+        limit: pageSize + 1,
+      });
       const page = rows.slice(0, pageSize);
       const last = page[page.length - 1];
       const nextPageToken =
         rows.length > pageSize && last ? pageTokens.encode({ afterId: last.id, query }) : '';
-      return { users: page, nextPageToken };
+      return { users: page.map((u) => viewFor(caller, u)), nextPageToken };
     },
 
-    /** AIP-134: only the masked fields change (see resolveUpdate). */
-    async update(caller: Caller, input: UpdateInput, mask: string[] | undefined): Promise<UserRecord> {
-      const patch = resolveUpdate(input, mask);
+    /**
+     * AIP-134: only the masked fields change. Who may change what is decided on the paths before
+     * any value is looked at; a user changing their own email proves it with current_password.
+     */
+    async update(
+      caller: Caller,
+      input: UpdateInput & { currentPassword: string },
+      mask: string[] | undefined,
+      options: RunOptions = {},
+    ): Promise<UserView> {
+      const paths = updatePaths(input, mask);
       const id = input.id.toLowerCase();
       const self = caller.userId === id;
       if (!self && !isAdmin(caller)) throw permissionDenied('you can only change your own account');
-      if (patch.roles && !isAdmin(caller)) throw permissionDenied('only an admin can change roles');
+      if (paths.includes('roles') && !isAdmin(caller))
+        throw permissionDenied('only an admin can change roles');
+      const patch = resolveUpdate(input, paths);
+      const v = new Violations();
+      checkUuid(v, 'user.id', input.id);
+      const reauth = self && patch.email !== undefined;
+      if (reauth) checkGivenPassword(v, 'current_password', input.currentPassword);
+      v.throwIfAny();
 
+      if (reauth) {
+        const credentials = await users.findCredentialsById(id, options.signal);
+        if (!credentials) throw notFound(`user ${input.id} not found`);
+        if (credentials.email !== patch.email)
+          await checkCurrentPassword(credentials, input.currentPassword, options);
+      }
       const current = await users.findById(id);
-      const updated = current && (await applyPatch(current, patch));
+      const updated = current && (await applyPatch(current, patch, self ? caller.sessionId : undefined));
       if (!updated) throw notFound(`user ${input.id} not found`);
-      return updated;
+      return viewFor(caller, updated);
     },
 
-    /** Soft delete by the user themself or an admin: sessions end, the address becomes free. */
+    /** Soft delete by the user themself or an admin: sessions end, the address becomes free; never the last admin. */
     async remove(caller: Caller, id: string): Promise<void> {
       const v = new Violations();
       checkUuid(v, 'id', id);
@@ -192,6 +299,7 @@ export function createUserService({ transactions, users, sessions, pageTokens }:
       if (caller.userId !== target && !isAdmin(caller))
         throw permissionDenied('you can only delete your own account');
       const deleted = await transactions.run(async (tx) => {
+        await keepAnAdmin(target, tx);
         if (!(await users.softDelete(target, tx))) return false;
         await sessions.endAllForUser(target, 'user deleted', tx);
         return true;
@@ -201,17 +309,15 @@ export function createUserService({ transactions, users, sessions, pageTokens }:
 
     /** Operator command (npm run cli): grant or revoke a role by email. */
     async setRole(email: string, role: string, grant: boolean): Promise<UserRecord> {
-      const v = new Violations();
-      const normalised = checkEmail(v, 'email', email);
-      v.throwIfAny();
+      const normalised = normalizeEmail(email);
       const user = await users.findByEmail(normalised);
-      if (!user) throw notFound(`no user with email ${normalised}`);
+      if (!user) throw notFound(`no user with email ${capped(normalised)}`);
       const roles = grant ? [...new Set([...user.roles, role])].sort() : user.roles.filter((r) => r !== role);
       const checked = new Violations();
       checkRoles(checked, 'role', roles);
       checked.throwIfAny();
       const updated = await applyPatch(user, { roles });
-      if (!updated) throw notFound(`no user with email ${normalised}`);
+      if (!updated) throw notFound(`no user with email ${capped(normalised)}`);
       return updated;
     },
   };

@@ -15,7 +15,7 @@ import {
   type Transaction,
 } from 'sequelize';
 import type { AppConfig } from '../config.js';
-import { AppError, cancelled, resourceExhausted, unavailable } from '../errors.js';
+import { AppError, cancelled, resourceExhausted, throwIfAborted, unavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Transactions, Tx } from '../ports.js';
 import {
@@ -259,7 +259,17 @@ export function createDatabase(url: string, config: DbConfig, logger: Logger): D
         const [, result] = await sequelize.query(sql, { bind, raw: true, ...queryOptions(options) });
         return (result as { rowCount?: number }).rowCount ?? 0;
       }),
-    run: <T>(work: (tx: Tx) => Promise<T>) => run(() => sequelize.transaction((t) => work(toTx(t)))),
+    // Sequelize acquires a transaction's connection without the caller's options, so the pool
+    // hooks cannot see the signal: it is checked before the transaction and again once it has its
+    // connection, before the first statement of `work`.
+    run: <T>(work: (tx: Tx) => Promise<T>, signal?: AbortSignal) =>
+      run(() => {
+        throwIfAborted(signal);
+        return sequelize.transaction((t) => {
+          throwIfAborted(signal);
+          return work(toTx(t));
+        });
+      }),
     sync: () =>
       run(async () => {
         await addMissingColumns(sequelize);

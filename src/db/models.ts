@@ -43,6 +43,11 @@ export function defineModels(sequelize: Sequelize): void {
         onDelete: 'CASCADE',
       },
       createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      // When its refresh token was last rotated (ListSessions).
+      lastRefreshAt: { type: DataTypes.DATE, allowNull: true },
+      // Where and with what the session started (ListSessions); the client address per TRUSTED_PROXIES.
+      clientAddress: { type: DataTypes.TEXT, allowNull: true },
+      userAgent: { type: DataTypes.TEXT, allowNull: true },
       revokedAt: { type: DataTypes.DATE, allowNull: true },
       revokeReason: { type: DataTypes.TEXT, allowNull: true },
     },
@@ -80,17 +85,17 @@ export function defineModels(sequelize: Sequelize): void {
     },
   );
 
-  // Failed logins per (normalised) email, known account or not: the throttle lives in the database
-  // so every server instance enforces it.
+  // Attempt counters (failed logins by account, address and pair; wrong current passwords by user):
+  // in the database, so every server instance enforces the same limits. See src/throttle.ts.
   sequelize.define(
-    'LoginAttempt',
+    'LoginThrottle',
     {
-      email: { type: DataTypes.TEXT, primaryKey: true },
+      key: { type: DataTypes.TEXT, primaryKey: true },
       failures: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
       lastFailureAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
       lockedUntil: { type: DataTypes.DATE, allowNull: true },
     },
-    { tableName: 'login_attempts', underscored: true, timestamps: false },
+    { tableName: 'login_throttle', underscored: true, timestamps: false },
   );
 }
 

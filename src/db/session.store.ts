@@ -1,5 +1,5 @@
 import type { Caller } from '../caller.js';
-import type { RevokeReason, RotateResult, SessionStore, UserRecord } from '../ports.js';
+import type { RevokeReason, RotateResult, SessionInfo, SessionStore, UserRecord } from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
 import { U_USER_COLUMNS } from './sql.js';
@@ -19,11 +19,13 @@ const claimSql = (match: string) => `
   FROM sessions s JOIN users u ON u.id = s.user_id
   WHERE ${match} AND rt.used_at IS NULL AND rt.expires_at > now()
     AND s.id = rt.session_id AND s.revoked_at IS NULL AND u.deleted_at IS NULL
+    AND s.created_at > now() - make_interval(secs => $2)
   RETURNING s.id AS "sessionId", ${U_USER_COLUMNS}`;
 
+/** `$1` the presented token's hash, `$2` SESSION_MAX_LIFETIME_S. */
 const CLAIM_PRESENTED = claimSql('rt.token_hash = $1');
 /** The live token whose parent is the presented one: it was issued by the rotation the caller missed. */
-const CLAIM_SUCCESSOR = claimSql('rt.session_id = $2 AND rt.parent_hash = $1');
+const CLAIM_SUCCESSOR = claimSql('rt.session_id = $3 AND rt.parent_hash = $1');
 
 interface Presented {
   sessionId: string;
@@ -42,20 +44,6 @@ interface LiveSessionRow {
 
 export function createSessionStore(db: Database, batching: BatcherOptions): SessionStore {
   // Hot lookups, coalesced under load (see batcher.ts). Each is still one primary-key probe per session.
-  const sessionOwner = createBatcher(
-    {
-      async load(ids: string[], signal) {
-        const rows = await db.read<{ id: string; userId: string }>(
-          'SELECT id, user_id AS "userId" FROM sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
-          [ids],
-          signal,
-        );
-        return new Map(rows.map((r) => [r.id, r.userId]));
-      },
-      keyOf: (id) => id,
-    },
-    batching,
-  );
   const liveSession = createBatcher(
     {
       async load(ids: string[], signal) {
@@ -76,8 +64,9 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
     async create(userId, session, tx) {
       const write = async (t: typeof tx) => {
         await db.execute(
-          'INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, now())',
-          [session.sessionId, userId],
+          `INSERT INTO sessions (id, user_id, created_at, client_address, user_agent)
+           VALUES ($1, $2, now(), $3, $4)`,
+          [session.sessionId, userId, session.clientAddress, session.userAgent],
           { tx: t },
         );
         await db.execute(
@@ -89,22 +78,36 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
       await (tx ? write(tx) : db.run(write));
     },
 
-    async endAllForUser(userId, reason, tx) {
+    async endAllForUser(userId, reason, tx, exceptSessionId) {
       await db.execute(
-        'UPDATE sessions SET revoked_at = now(), revoke_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL',
-        [userId, reason],
+        `UPDATE sessions SET revoked_at = now(), revoke_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3::uuid`,
+        [userId, reason, exceptSessionId ?? null],
         { tx },
       );
     },
 
-    isActive: async (sessionId, userId, signal) => (await sessionOwner(sessionId, signal)) === userId,
+    async end(sessionId, userId, why) {
+      const n = await db.execute(`${END_SESSION_SQL} AND user_id = $3`, [sessionId, reason(why), userId]);
+      return n === 1;
+    },
+
+    listLive: (userId) =>
+      db
+        .read<SessionInfo>(
+          `SELECT id, created_at AS "createTime", last_refresh_at AS "lastRefreshTime",
+                COALESCE(client_address, '') AS "clientAddress", COALESCE(user_agent, '') AS "userAgent"
+         FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id`,
+          [userId],
+        )
+        .then((rows) => rows.map((r) => ({ ...r, lastRefreshTime: r.lastRefreshTime ?? undefined }))),
 
     async liveCaller(caller: Caller, signal) {
       const row = await liveSession(caller.sessionId, signal);
       return row && row.userId === caller.userId ? { ...caller, email: row.email, roles: row.roles } : null;
     },
 
-    rotate: (presentedHash, next, graceS) =>
+    rotate: (presentedHash, next, { graceS, maxLifetimeS }) =>
       db.run(async (tx): Promise<RotateResult> => {
         const issueNext = async (won: { sessionId: string } & UserRecord, outcome: 'rotated' | 'grace') => {
           await db.execute(
@@ -112,13 +115,18 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
             [next.hash, won.sessionId, presentedHash, next.expiresAt],
             { tx },
           );
+          await db.execute('UPDATE sessions SET last_refresh_at = now() WHERE id = $1', [won.sessionId], {
+            tx,
+          });
           const { sessionId, ...user } = won;
           return { outcome, sessionId, user };
         };
 
-        const [won] = await db.select<{ sessionId: string } & UserRecord>(CLAIM_PRESENTED, [presentedHash], {
-          tx,
-        });
+        const [won] = await db.select<{ sessionId: string } & UserRecord>(
+          CLAIM_PRESENTED,
+          [presentedHash, maxLifetimeS],
+          { tx },
+        );
         if (won) return issueNext(won, 'rotated');
 
         // Not claimable: unknown, expired, ended, or already used. Lock the session to decide.
@@ -136,7 +144,7 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
         if (graceS > 0 && p.inGrace) {
           const [successor] = await db.select<{ sessionId: string } & UserRecord>(
             CLAIM_SUCCESSOR,
-            [presentedHash, p.sessionId],
+            [presentedHash, maxLifetimeS, p.sessionId],
             { tx },
           );
           if (successor) return issueNext(successor, 'grace');

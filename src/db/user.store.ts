@@ -24,25 +24,27 @@ interface ForCallerKey {
   userId: string;
   target: string;
 }
-type ForCallerRow = UserRecord & { i: number; live: boolean };
+type ForCallerRow = UserRecord & { i: number; callerEmail: string | null; callerRoles: string[] | null };
 
 /**
- * One statement that both checks a caller's session and reads the target (GetUser): for a single
- * lookup a plain statement whose generic plan PostgreSQL caches (an `unnest` join is re-planned on
- * every execution, ~2 ms of planning); for a batch the `unnest` form, planned once per batch. Rows
- * come back numbered (`i`, 1-based) in the order of the keys.
+ * One statement that both checks a caller's session (returning the caller's current email and
+ * roles, null when the session is not live) and reads the target (GetUser): for a single lookup a
+ * plain statement whose generic plan PostgreSQL caches (an `unnest` join is re-planned on every
+ * execution, ~2 ms of planning); for a batch the `unnest` form, planned once per batch. Rows come
+ * back numbered (`i`, 1-based) in the order of the keys.
  */
 const forCallerOneSql = (column: 'id' | 'email') => `
-  SELECT 1 AS i, EXISTS (SELECT 1 FROM sessions s JOIN users cu ON cu.id = s.user_id
-      WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND cu.deleted_at IS NULL) AS live,
-    ${U_USER_COLUMNS}
-  FROM (SELECT 1) AS one LEFT JOIN users u ON u.${column} = $3 AND u.deleted_at IS NULL`;
+  SELECT 1 AS i, cu.email AS "callerEmail", cu.roles AS "callerRoles", ${U_USER_COLUMNS}
+  FROM (SELECT 1) AS one
+  LEFT JOIN (sessions s JOIN users cu ON cu.id = s.user_id AND cu.deleted_at IS NULL)
+    ON s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+  LEFT JOIN users u ON u.${column} = $3 AND u.deleted_at IS NULL`;
 
 const forCallerBatchSql = (targetType: 'uuid' | 'text', column: 'id' | 'email') => `
-  SELECT k.i::int AS i, (s.id IS NOT NULL) AS live, ${U_USER_COLUMNS}
+  SELECT k.i::int AS i, cu.email AS "callerEmail", cu.roles AS "callerRoles", ${U_USER_COLUMNS}
   FROM unnest($1::uuid[], $2::uuid[], $3::${targetType}[]) WITH ORDINALITY AS k(sid, uid, target, i)
-  LEFT JOIN sessions s ON s.id = k.sid AND s.user_id = k.uid AND s.revoked_at IS NULL
-    AND EXISTS (SELECT 1 FROM users cu WHERE cu.id = k.uid AND cu.deleted_at IS NULL)
+  LEFT JOIN (sessions s JOIN users cu ON cu.id = s.user_id AND cu.deleted_at IS NULL)
+    ON s.id = k.sid AND s.user_id = k.uid AND s.revoked_at IS NULL
   LEFT JOIN users u ON u.${column} = k.target AND u.deleted_at IS NULL`;
 
 /** The statement `list` sends, with its parameters (exported so a test can EXPLAIN exactly it). */
@@ -54,9 +56,13 @@ export function listStatement({ afterId, prefix, limit }: ListQuery): { text: st
     where.push(`(created_at, id) > (SELECT created_at, id FROM users WHERE id = $${values.length})`);
   }
   if (prefix) {
-    values.push(likePrefix(prefix));
-    // served by users_email_prefix_idx and users_display_name_prefix_idx (text_pattern_ops)
-    where.push(`(email LIKE $${values.length} OR lower(display_name) LIKE $${values.length})`);
+    values.push(likePrefix(prefix.text));
+    // served by users_display_name_prefix_idx and users_email_prefix_idx (text_pattern_ops)
+    where.push(
+      prefix.of === 'name'
+        ? `lower(display_name) LIKE $${values.length}`
+        : `(email LIKE $${values.length} OR lower(display_name) LIKE $${values.length})`,
+    );
   }
   values.push(limit);
   return {
@@ -99,9 +105,12 @@ export function createUserStore(db: Database, batching: BatcherOptions): UserSto
                   signal,
                 );
           return new Map(
-            rows.map(({ i, live, ...u }) => [
+            rows.map(({ i, callerEmail, callerRoles, ...u }) => [
               keyOf(keys[i - 1] as ForCallerKey),
-              { callerLive: live, user: u.id === null ? null : (u as UserRecord) },
+              {
+                current: callerEmail === null ? null : { email: callerEmail, roles: callerRoles ?? [] },
+                user: u.id === null ? null : (u as UserRecord),
+              },
             ]),
           );
         },
@@ -118,7 +127,10 @@ export function createUserStore(db: Database, batching: BatcherOptions): UserSto
       const found = await ('id' in lookup
         ? forCallerById({ sessionId, userId, target: lookup.id }, signal)
         : forCallerByEmail({ sessionId, userId, target: lookup.email }, signal));
-      return found ?? { callerLive: false, user: null };
+      return {
+        caller: found?.current ? { ...caller, ...found.current } : null,
+        user: found?.user ?? null,
+      };
     },
 
     async insert(user, tx) {
@@ -178,6 +190,15 @@ export function createUserStore(db: Database, batching: BatcherOptions): UserSto
         )
         .catch(rethrowUnique);
       return updated ?? null;
+    },
+
+    async lockAdmins(tx) {
+      const rows = await db.select<{ id: string }>(
+        `SELECT id FROM users WHERE 'admin' = ANY(roles) AND deleted_at IS NULL ORDER BY id FOR UPDATE`,
+        [],
+        { tx },
+      );
+      return rows.map((r) => r.id);
     },
 
     async softDelete(id, tx) {

@@ -41,6 +41,14 @@ export type ServiceHandlers<S extends Record<string, UnaryMethod>, P extends Pol
   ) => Promise<Parameters<S[K]['responseSerialize']>[0]>;
 };
 
+const USER_AGENT_MAX = 256;
+/** The `user-agent` metadata as printable text of at most 256 characters ('' if none). */
+function userAgentOf(metadata: Metadata): string {
+  const value = metadata.get('user-agent')[0];
+  if (typeof value !== 'string') return '';
+  return value.replace(/[\p{Cc}\p{Cf}\uFFFD]/gu, '').slice(0, USER_AGENT_MAX);
+}
+
 export function adaptService<S extends Record<string, UnaryMethod>, P extends PolicyTable<S>>(
   definition: S,
   policies: P,
@@ -55,6 +63,8 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
       handler(ctx.request, {
         metadata: ctx.metadata,
         signal: ctx.signal,
+        clientAddress: ctx.clientAddress,
+        userAgent: userAgentOf(ctx.metadata),
         caller: ctx.caller,
         confirmLive: () => {
           ctx.live = true;
@@ -71,6 +81,8 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         request: call.request,
         metadata: call.metadata,
         signal: controller.signal,
+        peer: call.getPeer(),
+        clientAddress: '',
         caller: undefined,
         live: true,
       };

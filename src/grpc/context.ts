@@ -21,6 +21,10 @@ export interface CallContext {
   readonly metadata: Metadata;
   /** Aborted when the caller cancels or its deadline passes: stop work that only it wanted. */
   readonly signal: AbortSignal;
+  /** The transport peer (grpc-js `getPeer()`, e.g. `127.0.0.1:51234`). */
+  readonly peer: string;
+  /** Where the call comes from (the client address step; see TRUSTED_PROXIES). */
+  clientAddress: string;
   /** Set by the authentication step for bearer methods. */
   caller: Caller | undefined;
   /** True once the caller's login session is proven live (always for public methods). */
@@ -53,6 +57,10 @@ export class StatusError extends Error {
 export interface PublicContext {
   readonly metadata: Metadata;
   readonly signal: AbortSignal;
+  /** The client address (see TRUSTED_PROXIES). */
+  readonly clientAddress: string;
+  /** The `user-agent` metadata, cut to 256 characters of printable text. */
+  readonly userAgent: string;
 }
 export interface AuthedContext extends PublicContext {
   readonly caller: Caller;

@@ -1,15 +1,16 @@
 /** Domain records → proto messages, shared by both services' handlers. */
-import type { TokenPair } from '../gen/connectsphere/auth/v1/auth.js';
+import type { Session, TokenPair } from '../gen/connectsphere/auth/v1/auth.js';
 import type { User } from '../gen/connectsphere/user/v1/user.js';
-import type { IssuedTokens, UserRecord } from '../ports.js';
+import type { IssuedTokens, SessionInfo, UserView } from '../ports.js';
 
-export const toUserMessage = (u: UserRecord): User => ({
+/** A full record, or a public profile with `email`, `roles` and `update_time` left unset. */
+export const toUserMessage = (u: UserView): User => ({
   id: u.id,
-  email: u.email,
+  email: 'email' in u ? u.email : '',
   displayName: u.displayName,
-  roles: u.roles,
+  roles: 'roles' in u ? u.roles : [],
   createTime: u.createTime,
-  updateTime: u.updateTime,
+  updateTime: 'updateTime' in u ? u.updateTime : undefined,
 });
 
 export const toTokenPair = (t: IssuedTokens): TokenPair => ({
@@ -18,4 +19,13 @@ export const toTokenPair = (t: IssuedTokens): TokenPair => ({
   expiresIn: t.expiresIn,
   refreshToken: t.refreshToken,
   refreshExpiresIn: t.refreshExpiresIn,
+});
+
+export const toSessionMessage = (s: SessionInfo & { current: boolean }): Session => ({
+  id: s.id,
+  createTime: s.createTime,
+  lastRefreshTime: s.lastRefreshTime,
+  clientAddress: s.clientAddress,
+  userAgent: s.userAgent,
+  current: s.current,
 });

@@ -31,6 +31,8 @@ export const AUTH_POLICY = {
   logout: PUBLIC,
   validateToken: PUBLIC,
   changePassword: BEARER,
+  listSessions: BEARER,
+  revokeSession: BEARER,
 } as const satisfies PolicyTable<typeof AuthServiceService>;
 
 export const USER_POLICY = {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { status as Code, Metadata, type StatusObject } from '@grpc/grpc-js';
 import { AppError, type ErrorKind, InvalidArgumentError } from '../errors.js';
-import { BadRequest } from '../gen/google/rpc/error_details.js';
+import { BadRequest, RetryInfo } from '../gen/google/rpc/error_details.js';
 import { Status } from '../gen/google/rpc/status.js';
 import type { Logger } from '../logger.js';
 
@@ -25,6 +25,7 @@ const CODE_OF: Record<ErrorKind, Code> = {
 };
 
 export const BAD_REQUEST_TYPE_URL = 'type.googleapis.com/google.rpc.BadRequest';
+export const RETRY_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.RetryInfo';
 export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
 export function toStatus(err: unknown, logger: Logger): StatusObject {
@@ -51,7 +52,17 @@ export function toStatus(err: unknown, logger: Logger): StatusObject {
     if (err.kind === 'UNAVAILABLE' && err.cause) {
       logger.warn({ err: err.cause }, err.message);
     }
-    return { code: CODE_OF[err.kind], details: err.message, metadata };
+    const code = CODE_OF[err.kind];
+    if (err.retryAfterS !== undefined) {
+      const retry = RetryInfo.encode({ retryDelay: { seconds: err.retryAfterS, nanos: 0 } }).finish();
+      const details = Status.encode({
+        code,
+        message: err.message,
+        details: [{ typeUrl: RETRY_INFO_TYPE_URL, value: Buffer.from(retry) }],
+      }).finish();
+      metadata.set(STATUS_DETAILS_KEY, Buffer.from(details));
+    }
+    return { code, details: err.message, metadata };
   }
   const errorId = randomUUID();
   logger.error({ err, errorId }, 'unexpected error');

@@ -1,108 +1,104 @@
 /**
  * bcrypt through its async API (libuv thread pool), so hashing never blocks the event loop.
- * Hashing work is bounded: at most `concurrency` operations run at once, at most `queueMax` wait;
- * beyond that callers get RESOURCE_EXHAUSTED at once. A caller that goes away while it waits
- * (deadline or cancel) leaves the queue and never starts a hash.
+ * Hashing work goes through a bounded, fair queue (limiter.ts): at most HASH_CONCURRENCY at once,
+ * HASH_QUEUE_MAX waiting, HASH_QUEUE_PER_SOURCE places per client address.
+ *
+ * Timing: a failed compare costs what one at the current cost does, whatever the account. An
+ * unknown account is compared against a dummy hash made at the current cost; a stored hash of a
+ * lower cost (made before a BCRYPT_ROUNDS change) compares faster, so a failure against it waits,
+ * without using the CPU, for the rest of the typical duration of a compare at the current cost.
  */
 import os from 'node:os';
 import bcrypt from 'bcrypt';
 import type { AppConfig } from '../config.js';
-import { cancelled, resourceExhausted } from '../errors.js';
+import { createLimiter, type RunOptions } from './limiter.js';
 
 export interface PasswordHasher {
-  hash(password: string, signal?: AbortSignal): Promise<string>;
+  hash(password: string, options?: RunOptions): Promise<string>;
   /** Compares against `hash`, or against a dummy hash at the current cost when `hash` is null,
    * so an unknown account costs the same time as a wrong password. */
-  verify(password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>;
+  verify(password: string, hash: string | null, options?: RunOptions): Promise<boolean>;
   /** True when `hash` was made at another cost than the configured one. */
   needsRehash(hash: string): boolean;
-  /** Throws RESOURCE_EXHAUSTED now if a new operation would be refused: lets callers skip the
-   * database work that precedes hashing when the answer is already known. */
-  assertCapacity(): void;
-  /** Operations running, callers waiting, and operations started since start-up. */
-  stats(): { running: number; waiting: number; started: number };
+  /** Throws RESOURCE_EXHAUSTED now if a new operation for `source` would be refused: lets callers
+   * skip the database work that precedes hashing when the answer is already known. */
+  assertCapacity(source?: string): void;
+  /** Operations running and waiting, started and refused since start-up, and failures padded to the current cost. */
+  stats(): { running: number; waiting: number; started: number; refused: number; padded: number };
 }
 
-export type HasherConfig = Pick<AppConfig, 'BCRYPT_ROUNDS' | 'HASH_CONCURRENCY' | 'HASH_QUEUE_MAX'>;
+export type HasherConfig = Pick<
+  AppConfig,
+  'BCRYPT_ROUNDS' | 'HASH_CONCURRENCY' | 'HASH_QUEUE_MAX' | 'HASH_QUEUE_PER_SOURCE'
+>;
 
-interface Waiter {
-  start: () => void;
-}
-
-/** The three bcrypt calls used (the unit tests pass a controllable stand-in). */
+/** The bcrypt calls used (the unit tests pass a controllable stand-in), and how to wait. */
 export type Bcrypt = Pick<typeof bcrypt, 'hash' | 'compare' | 'getRounds'>;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function createPasswordHasher(config: HasherConfig, impl: Bcrypt = bcrypt): PasswordHasher {
+export function createPasswordHasher(
+  config: HasherConfig,
+  impl: Bcrypt = bcrypt,
+  wait: (ms: number) => Promise<void> = sleep,
+): PasswordHasher {
   const rounds = config.BCRYPT_ROUNDS;
-  const queueMax = config.HASH_QUEUE_MAX;
-  const concurrency = config.HASH_CONCURRENCY || Math.max(1, os.availableParallelism());
-  let running = 0;
-  let started = 0;
-  const queue: Waiter[] = [];
+  const limiter = createLimiter({
+    concurrency: config.HASH_CONCURRENCY || Math.max(1, os.availableParallelism()),
+    queueMax: config.HASH_QUEUE_MAX,
+    perSourceMax: config.HASH_QUEUE_PER_SOURCE,
+    busyMessage: 'too many password operations in progress; retry in a few seconds',
+  });
+  let padded = 0;
+  /** Typical duration of a compare at the current cost (ms): an moving average of real ones. */
+  let typicalMs: number | undefined;
+  const observe = (ms: number) => {
+    typicalMs = typicalMs === undefined ? ms : typicalMs * 0.9 + ms * 0.1;
+  };
+  const costOf = (hash: string) => {
+    try {
+      return impl.getRounds(hash);
+    } catch {
+      return -1;
+    }
+  };
+
   let dummyHash: Promise<string> | undefined;
-
-  const release = () => {
-    running--;
-    const next = queue.shift();
-    if (next) next.start();
-  };
-
-  const busy = () => resourceExhausted('too many password operations in progress; retry in a few seconds');
-
-  /** Runs `work` when a slot is free; rejects at once if the queue is full or the caller is gone. */
-  const withSlot = <T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
-    if (signal?.aborted) return Promise.reject(cancelled('the call was cancelled before hashing started'));
-    const runNow = () => {
-      running++;
-      started++;
-      return work().finally(release);
-    };
-    if (running < concurrency) return runNow();
-    if (queue.length >= queueMax) return Promise.reject(busy());
-    return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter = {
-        start: () => {
-          signal?.removeEventListener('abort', onAbort);
-          runNow().then(resolve, reject);
-        },
-      };
-      const onAbort = () => {
-        const i = queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        reject(cancelled('the call was cancelled while waiting for hashing'));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      queue.push(waiter);
-    });
-  };
-
   const getDummyHash = () => {
-    dummyHash ??= impl.hash('connectsphere-dummy-password', rounds);
+    dummyHash ??= (async () => {
+      const started = performance.now();
+      const made = await impl.hash('connectsphere-dummy-password', rounds);
+      observe(performance.now() - started); // a hash costs about what a compare does
+      return made;
+    })();
     return dummyHash;
   };
-
   // Made once at start-up, at the current cost, so the first unknown-email login is not faster.
   getDummyHash().catch(() => {
     dummyHash = undefined;
   });
 
+  const compare = (password: string, target: string, options?: RunOptions) =>
+    limiter.run(async () => {
+      const started = performance.now();
+      const ok = await impl.compare(password, target);
+      return { ok, ms: performance.now() - started };
+    }, options);
+
   return {
-    hash: (password, signal) => withSlot(() => impl.hash(password, rounds), signal),
-    async verify(password, hash, signal) {
+    hash: (password, options) => limiter.run(() => impl.hash(password, rounds), options),
+    async verify(password, hash, options) {
       const target = hash ?? (await getDummyHash());
-      const ok = await withSlot(() => impl.compare(password, target), signal);
+      const cost = costOf(target);
+      const { ok, ms } = await compare(password, target, options);
+      if (cost === rounds) observe(ms);
+      else if (!ok && cost < rounds) {
+        padded++;
+        await wait(Math.max(0, (typicalMs ?? 0) - ms));
+      }
       return ok && hash !== null;
     },
-    needsRehash: (hash) => {
-      try {
-        return impl.getRounds(hash) !== rounds;
-      } catch {
-        return true;
-      }
-    },
-    assertCapacity: () => {
-      if (running >= concurrency && queue.length >= queueMax) throw busy();
-    },
-    stats: () => ({ running, waiting: queue.length, started }),
+    needsRehash: (hash) => costOf(hash) !== rounds,
+    assertCapacity: (source) => limiter.assertCapacity(source),
+    stats: () => ({ ...limiter.stats(), padded }),
   };
 }

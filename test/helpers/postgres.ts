@@ -31,7 +31,7 @@ export async function startTestPostgres(): Promise<void> {
     port: 0,
     logger: createLogger('warn'),
   });
-  state.adminUrl = state.embedded.url;
+  state.adminUrl = state.embedded.adminUrl;
 }
 
 export async function stopTestPostgres(): Promise<void> {
@@ -63,15 +63,17 @@ export async function createInstrumentedDatabase(): Promise<
   const { pg: server } = await state.instrumented;
   const name = `cs_test_${randomBytes(6).toString('hex')}`;
   const admin = withClient;
-  await admin(server.url, (c) => c.query(`CREATE DATABASE ${name}`));
-  const url = new URL(server.url);
+  await admin(server.adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(server.adminUrl);
   url.pathname = `/${name}`;
   await admin(url.toString(), (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements'));
   return {
     url: url.toString(),
     name,
     drop: () =>
-      admin(server.url, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+      admin(server.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(
+        () => undefined,
+      ),
     calls: (fragment) =>
       admin(url.toString(), async (c) => {
         const { rows } = await c.query(

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { AppError } from '../../src/errors.js';
 import type { Bcrypt } from '../../src/security/passwords.js';
-import { fastBcrypt, LOGIN_POLICY, useCases } from './harness.js';
+import { fastBcrypt, LOGIN_LIMITS, ORIGIN, useCases } from './harness.js';
 
 const kindOf = (p: Promise<unknown>) =>
   p.then(
@@ -9,77 +9,165 @@ const kindOf = (p: Promise<unknown>) =>
     (e: unknown) => (e instanceof AppError ? e.kind : `not an AppError: ${String(e)}`),
   );
 const ada = { email: ' Ada@Example.com ', password: 'correct horse battery', displayName: 'Ada' };
+const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress });
 
 describe('auth use cases (in-memory stores)', () => {
-  it('registers: the user and its first session in one transaction, email normalised', async () => {
+  it('registers: the user and its first session in one transaction, email normalised, origin recorded', async () => {
     const { auth, stores, callerOf } = useCases();
-    const { user, tokens } = await auth.register(ada);
+    const { user, tokens } = await auth.register(ada, ORIGIN);
     expect(user.email).to.equal('ada@example.com');
     expect(stores.calls.slice(0, 3)).to.deep.equal(['transaction', 'users.insert', 'sessions.create']);
     const caller = callerOf(tokens.accessToken);
     expect(caller).to.include({ userId: user.id, email: 'ada@example.com' });
-    expect(stores.state().sessions.get(caller.sessionId)?.userId).to.equal(user.id);
+    expect(stores.state().sessions.get(caller.sessionId)).to.include({
+      userId: user.id,
+      clientAddress: ORIGIN.clientAddress,
+      userAgent: ORIGIN.userAgent,
+    });
   });
 
   it('leaves nothing behind when the address is taken (ALREADY_EXISTS, session rolled back)', async () => {
     const { auth, stores } = useCases();
-    await auth.register(ada);
-    expect(await kindOf(auth.register({ ...ada, email: 'ADA@example.com' }))).to.equal('ALREADY_EXISTS');
+    await auth.register(ada, ORIGIN);
+    expect(await kindOf(auth.register({ ...ada, email: 'ADA@example.com' }, ORIGIN))).to.equal(
+      'ALREADY_EXISTS',
+    );
     expect(stores.state().users.size).to.equal(1);
     expect(stores.state().sessions.size).to.equal(1);
   });
 
-  it('refuses bad input before any storage or hashing work', async () => {
+  it('refuses bad input, and weak or personal passwords, before any storage or hashing work', async () => {
     const { auth, stores, hasher } = useCases();
-    expect(await kindOf(auth.register({ email: 'x', password: 'short', displayName: '' }))).to.equal(
+    expect(await kindOf(auth.register({ email: 'x', password: 'short', displayName: '' }, ORIGIN))).to.equal(
       'INVALID_ARGUMENT',
     );
+    const weak = await auth
+      .register({ ...ada, password: 'password' }, ORIGIN)
+      .catch((e: AppError) => e.message);
+    expect(weak).to.match(/^password: is too easy to guess/);
+    const personal = await auth
+      .register(
+        { email: 'ada.lovelace@example.com', password: 'AdaLovelace1815', displayName: 'Ada Lovelace' },
+        ORIGIN,
+      )
+      .catch((e: AppError) => e.message);
+    expect(personal).to.match(/must not be built from your email address or display name/);
     expect(stores.calls).to.deep.equal([]);
     expect(hasher.stats().started).to.equal(0);
   });
 
   it('logs in with the right password; a wrong one and an unknown email get the same UNAUTHENTICATED after one compare each', async () => {
     const { auth, hasher } = useCases();
-    await auth.register(ada);
-    expect((await auth.login(ada)).user.email).to.equal('ada@example.com');
+    await auth.register(ada, ORIGIN);
+    expect((await auth.login(ada, ORIGIN)).user.email).to.equal('ada@example.com');
     const before = hasher.stats().started;
-    const wrong = await auth.login({ ...ada, password: 'wrong password' }).catch((e: AppError) => e.message);
-    const ghost = await auth.login({ ...ada, email: 'ghost@example.com' }).catch((e: AppError) => e.message);
+    const wrong = await auth
+      .login({ ...ada, password: 'wrong password' }, ORIGIN)
+      .catch((e: AppError) => e.message);
+    const ghost = await auth
+      .login({ ...ada, email: 'ghost@example.com' }, from('198.51.100.8'))
+      .catch((e: AppError) => e.message);
     expect(wrong).to.equal(ghost).and.equal('invalid email or password');
     expect(hasher.stats().started - before).to.equal(2);
   });
 
-  it('checks the throttle before hashing and locks after LOGIN_MAX_FAILURES, even for the right password', async () => {
-    const { auth, hasher, advance } = useCases();
-    await auth.register(ada);
-    for (let i = 0; i < LOGIN_POLICY.maxFailures; i++) {
-      expect(await kindOf(auth.login({ ...ada, password: 'wrong password' }))).to.equal('UNAUTHENTICATED');
-    }
+  it('evaluates at most LOGIN_MAX_FAILURES of many parallel guesses for one account from one address', async () => {
+    const { auth, hasher } = useCases();
+    await auth.register(ada, ORIGIN);
     const before = hasher.stats().started;
-    const locked = await auth.login(ada).catch((e: AppError) => e);
-    expect((locked as AppError).kind).to.equal('RESOURCE_EXHAUSTED');
-    expect((locked as AppError).message).to.match(/retry in 30 s/);
-    expect(hasher.stats().started, 'no hashing while locked').to.equal(before);
-    advance(31_000);
-    expect(await kindOf(auth.login(ada)), 'the lock ends').to.equal('OK');
-    expect(await kindOf(auth.login({ ...ada, password: 'wrong password' })), 'a success resets').to.equal(
-      'UNAUTHENTICATED',
+    const guesses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        kindOf(auth.login({ ...ada, password: `wrong guess ${i}` }, ORIGIN)),
+      ),
     );
-    expect(await kindOf(auth.login(ada))).to.equal('OK');
+    expect(guesses.filter((k) => k === 'UNAUTHENTICATED')).to.have.length(LOGIN_LIMITS.pair);
+    expect(guesses.filter((k) => k === 'RESOURCE_EXHAUSTED')).to.have.length(12 - LOGIN_LIMITS.pair);
+    expect(hasher.stats().started - before, 'compares run').to.equal(LOGIN_LIMITS.pair);
   });
 
-  it('refuses a login flood at the hashing limit before any storage work', async () => {
+  it('refuses a locked pair even with the right password, with the wait, until the lock ends; a success clears it', async () => {
+    const { auth, hasher, advance } = useCases();
+    await auth.register(ada, ORIGIN);
+    for (let i = 0; i < LOGIN_LIMITS.pair; i++)
+      await kindOf(auth.login({ ...ada, password: 'wrong password' }, ORIGIN));
+    const before = hasher.stats().started;
+    const locked = (await auth.login(ada, ORIGIN).catch((e: unknown) => e)) as AppError;
+    expect(locked.kind).to.equal('RESOURCE_EXHAUSTED');
+    expect(locked.retryAfterS).to.equal(30);
+    expect(locked.message).to.equal('too many failed attempts; retry in 30 s');
+    expect(hasher.stats().started, 'no hashing while locked').to.equal(before);
+    advance(31_000);
+    expect(await kindOf(auth.login(ada, ORIGIN)), 'the lock ends').to.equal('OK');
+    expect(
+      await kindOf(auth.login({ ...ada, password: 'wrong password' }, ORIGIN)),
+      'a success resets',
+    ).to.equal('UNAUTHENTICATED');
+    expect(await kindOf(auth.login(ada, ORIGIN))).to.equal('OK');
+  });
+
+  it('does not lock the owner out from another address when one address hammers the account', async () => {
+    const { auth } = useCases();
+    await auth.register(ada, ORIGIN);
+    const attacker = from('203.0.113.66');
+    for (let i = 0; i < LOGIN_LIMITS.pair + 2; i++)
+      await kindOf(auth.login({ ...ada, password: 'guess!!!' }, attacker));
+    expect(await kindOf(auth.login(ada, attacker)), 'the attacker is locked').to.equal('RESOURCE_EXHAUSTED');
+    expect(await kindOf(auth.login(ada, ORIGIN)), 'the owner, elsewhere, is not').to.equal('OK');
+  });
+
+  it('locks an address that sprays many accounts after LOGIN_SOURCE_MAX_FAILURES, and only that address', async () => {
+    const { auth } = useCases();
+    await auth.register(ada, ORIGIN);
+    const sprayer = from('203.0.113.9');
+    for (let i = 0; i < LOGIN_LIMITS.source; i++) {
+      expect(
+        await kindOf(auth.login({ email: `victim${i}@example.com`, password: 'Summer2026!' }, sprayer)),
+      ).to.equal('UNAUTHENTICATED');
+    }
+    expect(await kindOf(auth.login({ email: 'another@example.com', password: 'x' }, sprayer))).to.equal(
+      'RESOURCE_EXHAUSTED',
+    );
+    expect(await kindOf(auth.login(ada, ORIGIN))).to.equal('OK');
+  });
+
+  it('locks an account attacked from many addresses for everyone only after LOGIN_ACCOUNT_MAX_FAILURES', async () => {
+    const { auth } = useCases();
+    await auth.register(ada, ORIGIN);
+    for (let i = 0; i < LOGIN_LIMITS.account - 1; i++) {
+      await kindOf(auth.login({ ...ada, password: 'botnet guess' }, from(`203.0.113.${i + 10}`)));
+    }
+    expect(await kindOf(auth.login(ada, ORIGIN)), 'one short of the limit').to.equal('OK');
+    for (let i = 0; i < LOGIN_LIMITS.account; i++) {
+      await kindOf(auth.login({ ...ada, password: 'botnet guess' }, from(`203.0.113.${i + 10}`)));
+    }
+    expect(await kindOf(auth.login(ada, from('198.51.100.200')))).to.equal('RESOURCE_EXHAUSTED');
+  });
+
+  it('counts successes against nothing: many users logging in from one address never lock it', async () => {
+    const { auth } = useCases();
+    for (let i = 0; i < LOGIN_LIMITS.source + 2; i++) {
+      const acct = {
+        email: `office${i}@example.com`,
+        password: 'correct horse battery',
+        displayName: `Office ${i}`,
+      };
+      await auth.register(acct, ORIGIN);
+      expect(await kindOf(auth.login(acct, ORIGIN)), `login ${i}`).to.equal('OK');
+    }
+  });
+
+  it('gives a refused-for-capacity login its attempt back, and does no storage work for it', async () => {
     // one hashing slot, no queue, and a compare that never finishes: the slot stays busy
     const { auth, stores } = useCases({
       hashQueueMax: 0,
       bcrypt: { ...fastBcrypt, compare: (() => new Promise(() => {})) as Bcrypt['compare'] },
     });
-    await auth.register(ada);
-    void auth.login(ada);
+    await auth.register(ada, ORIGIN);
+    void auth.login(ada, from('198.51.100.1'));
     await new Promise((r) => setImmediate(r));
     const before = stores.calls.length;
-    expect(await kindOf(auth.login(ada))).to.equal('RESOURCE_EXHAUSTED');
-    expect(await kindOf(auth.register({ ...ada, email: 'other@example.com' }))).to.equal(
+    expect(await kindOf(auth.login(ada, ORIGIN))).to.equal('RESOURCE_EXHAUSTED');
+    expect(await kindOf(auth.register({ ...ada, email: 'other@example.com' }, ORIGIN))).to.equal(
       'RESOURCE_EXHAUSTED',
     );
     expect(stores.calls.length, 'no store call for the refused calls').to.equal(before);
@@ -87,24 +175,35 @@ describe('auth use cases (in-memory stores)', () => {
 
   it('rehashes a password made at another cost on a successful login, never on a failed one', async () => {
     const { auth, stores } = useCases();
-    const { user } = await auth.register(ada);
+    const { user } = await auth.register(ada, ORIGIN);
     const stored = stores.state().users.get(user.id);
     if (stored) stored.passwordHash = `$2b$08$${ada.password}`;
-    await kindOf(auth.login({ ...ada, password: 'wrong password' }));
+    await kindOf(auth.login({ ...ada, password: 'wrong password' }, ORIGIN));
     expect(stores.state().users.get(user.id)?.passwordHash).to.equal(`$2b$08$${ada.password}`);
-    await auth.login(ada);
+    await auth.login(ada, ORIGIN);
     expect(stores.state().users.get(user.id)?.passwordHash).to.equal(`$2b$10$${ada.password}`);
   });
 
   it('rotates a refresh token once; a second use is a replay that ends the session', async () => {
     const { auth, callerOf } = useCases();
-    const { tokens } = await auth.register(ada);
+    const { tokens } = await auth.register(ada, ORIGIN);
     const next = await auth.refresh(tokens.refreshToken);
     expect(callerOf(next.accessToken).sessionId).to.equal(callerOf(tokens.accessToken).sessionId);
     const replay = await auth.refresh(tokens.refreshToken).catch((e: AppError) => e.message);
     expect(replay).to.match(/already used: the session has been ended/);
     expect(await kindOf(auth.refresh(next.refreshToken)), 'the session is over').to.equal('UNAUTHENTICATED');
     expect(await auth.validate(next.accessToken)).to.deep.equal({ active: false });
+  });
+
+  it('never refreshes a session older than SESSION_MAX_LIFETIME_S, however often it rotated', async () => {
+    const { auth, advance } = useCases({ sessionMaxLifetimeS: 60 });
+    let { tokens } = await auth.register(ada, ORIGIN);
+    for (let i = 0; i < 5; i++) {
+      advance(10_000);
+      tokens = await auth.refresh(tokens.refreshToken);
+    }
+    advance(11_000);
+    expect(await kindOf(auth.refresh(tokens.refreshToken))).to.equal('UNAUTHENTICATED');
   });
 
   it('answers a malformed refresh token without asking storage', async () => {
@@ -115,11 +214,18 @@ describe('auth use cases (in-memory stores)', () => {
     expect(stores.calls).to.deep.equal([]);
   });
 
-  it('logs out (idempotent) and introspects: active with claims while live, only active:false after', async () => {
-    const { auth } = useCases();
-    const { user, tokens } = await auth.register(ada);
+  it("logs out (idempotent) and introspects with the user's current email and roles, only active:false after", async () => {
+    const { auth, stores } = useCases();
+    const { user, tokens } = await auth.register(ada, ORIGIN);
+    const stored = stores.state().users.get(user.id);
+    if (stored) Object.assign(stored, { email: 'ada.new@example.com', roles: ['admin', 'user'] });
     const live = await auth.validate(tokens.accessToken);
-    expect(live).to.include({ active: true, userId: user.id, email: 'ada@example.com' });
+    expect(live).to.deep.include({
+      active: true,
+      userId: user.id,
+      email: 'ada.new@example.com',
+      roles: ['admin', 'user'],
+    });
     await auth.logout(tokens.refreshToken);
     await auth.logout(tokens.refreshToken);
     expect(await auth.validate(tokens.accessToken)).to.deep.equal({ active: false });
@@ -128,24 +234,76 @@ describe('auth use cases (in-memory stores)', () => {
 
   it('changes the password: the right current one, every session ended, a new one opened, atomically', async () => {
     const { auth, callerOf, stores } = useCases();
-    const first = await auth.register(ada);
-    const second = await auth.login(ada);
+    const first = await auth.register(ada, ORIGIN);
+    const second = await auth.login(ada, ORIGIN);
     const caller = callerOf(first.tokens.accessToken);
-    expect(
-      await kindOf(
-        auth.changePassword(caller, { currentPassword: 'wrong one', newPassword: 'battery staple' }),
-      ),
-    ).to.equal('UNAUTHENTICATED');
-    const fresh = await auth.changePassword(caller, {
-      currentPassword: ada.password,
-      newPassword: 'battery staple',
-    });
+    const change = (currentPassword: string) =>
+      auth.changePassword(caller, { currentPassword, newPassword: 'battery staple orbit' }, ORIGIN);
+    expect(await kindOf(change('wrong one'))).to.equal('UNAUTHENTICATED');
+    const fresh = await change(ada.password);
     for (const old of [first, second])
       expect((await auth.validate(old.tokens.accessToken)).active).to.equal(false);
     expect((await auth.validate(fresh.accessToken)).active).to.equal(true);
     const reasons = [...stores.state().sessions.values()].map((s) => s.revokedReason ?? 'live');
     expect(reasons.sort()).to.deep.equal(['live', 'password change', 'password change']);
-    expect(await kindOf(auth.login(ada))).to.equal('UNAUTHENTICATED');
-    expect(await kindOf(auth.login({ ...ada, password: 'battery staple' }))).to.equal('OK');
+    expect(await kindOf(auth.login(ada, ORIGIN))).to.equal('UNAUTHENTICATED');
+    expect(await kindOf(auth.login({ ...ada, password: 'battery staple orbit' }, ORIGIN))).to.equal('OK');
+  });
+
+  it('limits wrong current passwords per user, and then refuses even the right one until the lock ends', async () => {
+    const { auth, callerOf, advance } = useCases();
+    const { tokens } = await auth.register(ada, ORIGIN);
+    const caller = callerOf(tokens.accessToken);
+    const change = (currentPassword: string) =>
+      kindOf(auth.changePassword(caller, { currentPassword, newPassword: 'battery staple orbit' }, ORIGIN));
+    for (let i = 0; i < LOGIN_LIMITS.pair; i++)
+      expect(await change(`guess ${i}`)).to.equal('UNAUTHENTICATED');
+    expect(await change(ada.password)).to.equal('RESOURCE_EXHAUSTED');
+    advance(31_000);
+    expect(await change(ada.password)).to.equal('OK');
+  });
+
+  it('refuses a weak or personal new password with INVALID_ARGUMENT naming new_password', async () => {
+    const { auth, callerOf } = useCases();
+    const { tokens } = await auth.register(ada, ORIGIN);
+    const err = await auth
+      .changePassword(
+        callerOf(tokens.accessToken),
+        { currentPassword: ada.password, newPassword: '12345678' },
+        ORIGIN,
+      )
+      .catch((e: AppError) => e.message);
+    expect(err).to.match(/^new_password: is too easy to guess/);
+  });
+
+  it("lists the caller's live sessions newest first, marking the current one, and revokes one of them", async () => {
+    const { auth, callerOf, advance } = useCases();
+    const first = await auth.register(ada, ORIGIN);
+    advance(1000);
+    const second = await auth.login(ada, from('198.51.100.99'));
+    const me = callerOf(second.tokens.accessToken);
+    const list = await auth.listSessions(me);
+    expect(list.map((s) => [s.clientAddress, s.current])).to.deep.equal([
+      ['198.51.100.99', true],
+      [ORIGIN.clientAddress, false],
+    ]);
+    await auth.revokeSession(me, callerOf(first.tokens.accessToken).sessionId);
+    expect((await auth.validate(first.tokens.accessToken)).active).to.equal(false);
+    expect(await auth.listSessions(me)).to.have.length(1);
+  });
+
+  it("answers NOT_FOUND for another user's session, an ended one, or an unknown one", async () => {
+    const { auth, callerOf } = useCases();
+    const a = await auth.register(ada, ORIGIN);
+    const b = await auth.register({ ...ada, email: 'bob@example.com', displayName: 'Bob' }, ORIGIN);
+    const bob = callerOf(b.tokens.accessToken);
+    expect(await kindOf(auth.revokeSession(bob, callerOf(a.tokens.accessToken).sessionId))).to.equal(
+      'NOT_FOUND',
+    );
+    expect((await auth.validate(a.tokens.accessToken)).active, "ada's session untouched").to.equal(true);
+    expect(await kindOf(auth.revokeSession(bob, '00000000-0000-4000-8000-000000000000'))).to.equal(
+      'NOT_FOUND',
+    );
+    expect(await kindOf(auth.revokeSession(bob, 'nope'))).to.equal('INVALID_ARGUMENT');
   });
 });

@@ -7,7 +7,7 @@
 import type { Caller } from '../../src/caller.js';
 import { alreadyExists } from '../../src/errors.js';
 import type {
-  LoginThrottleStore,
+  AttemptThrottle,
   NewSession,
   RevokeReason,
   RotateResult,
@@ -18,6 +18,7 @@ import type {
   UserRecord,
   UserStore,
 } from '../../src/ports.js';
+import { refund, reserve, type ThrottlePolicy, type ThrottleRow } from '../../src/throttle.js';
 
 interface StoredUser extends UserCredentials {
   deleted: boolean;
@@ -25,6 +26,10 @@ interface StoredUser extends UserCredentials {
 interface StoredSession {
   id: string;
   userId: string;
+  createdAt: number;
+  lastRefreshAt?: number;
+  clientAddress: string;
+  userAgent: string;
   revokedReason?: RevokeReason;
 }
 interface StoredToken {
@@ -34,21 +39,17 @@ interface StoredToken {
   expiresAt: Date;
   usedAt?: Date;
 }
-interface Attempts {
-  failures: number;
-  lastFailureAt: number;
-  lockedUntil: number;
-}
-
 export interface MemoryState {
   users: Map<string, StoredUser>;
   sessions: Map<string, StoredSession>;
   tokens: Map<string, StoredToken>;
-  attempts: Map<string, Attempts>;
+  throttle: Map<string, ThrottleRow>;
 }
 
+export const THROTTLE_POLICY: ThrottlePolicy = { baseS: 30, maxS: 3600, windowS: 900 };
+
 export function createMemoryStores(clock: () => number = Date.now) {
-  let state: MemoryState = { users: new Map(), sessions: new Map(), tokens: new Map(), attempts: new Map() };
+  let state: MemoryState = { users: new Map(), sessions: new Map(), tokens: new Map(), throttle: new Map() };
   const calls: string[] = [];
   const record = (name: string) => calls.push(name);
   const TX = { tx: true } as unknown as Tx;
@@ -119,10 +120,13 @@ export function createMemoryStores(clock: () => number = Date.now) {
     async findForCaller(lookup, caller: Caller) {
       record('users.findForCaller');
       const s = state.sessions.get(caller.sessionId);
-      const callerLive =
-        !!s && s.userId === caller.userId && !s.revokedReason && !!active((u) => u.id === caller.userId);
+      const me = active((u) => u.id === caller.userId);
+      const live = !!s && s.userId === caller.userId && !s.revokedReason && !!me;
       const u = active((x) => ('id' in lookup ? x.id === lookup.id : x.email === lookup.email));
-      return { callerLive, user: u ? publicRecord(u) : null };
+      return {
+        caller: live && me ? { ...caller, email: me.email, roles: [...me.roles] } : null,
+        user: u ? publicRecord(u) : null,
+      };
     },
     async findManyByIds(ids) {
       record('users.findManyByIds');
@@ -138,7 +142,10 @@ export function createMemoryStores(clock: () => number = Date.now) {
       return all
         .slice(start)
         .filter(
-          (u) => !prefix || u.email.startsWith(prefix) || u.displayName.toLowerCase().startsWith(prefix),
+          (u) =>
+            !prefix ||
+            u.displayName.toLowerCase().startsWith(prefix.text) ||
+            (prefix.of === 'email-or-name' && u.email.startsWith(prefix.text)),
         )
         .slice(0, limit)
         .map(publicRecord);
@@ -175,6 +182,13 @@ export function createMemoryStores(clock: () => number = Date.now) {
       });
       return publicRecord(u);
     },
+    async lockAdmins(tx) {
+      record('users.lockAdmins');
+      inTx(tx, 'users.lockAdmins');
+      return [...state.users.values()]
+        .filter((u) => !u.deleted && u.roles.includes('admin'))
+        .map((u) => u.id);
+    },
     async softDelete(id, tx) {
       record('users.softDelete');
       inTx(tx, 'users.softDelete');
@@ -191,7 +205,13 @@ export function createMemoryStores(clock: () => number = Date.now) {
     async create(userId, session: NewSession, tx) {
       record('sessions.create');
       inTx(tx, 'sessions.create');
-      state.sessions.set(session.sessionId, { id: session.sessionId, userId });
+      state.sessions.set(session.sessionId, {
+        id: session.sessionId,
+        userId,
+        createdAt: clock(),
+        clientAddress: session.clientAddress,
+        userAgent: session.userAgent,
+      });
       state.tokens.set(session.refreshTokenHash, {
         hash: session.refreshTokenHash,
         sessionId: session.sessionId,
@@ -199,15 +219,31 @@ export function createMemoryStores(clock: () => number = Date.now) {
         expiresAt: session.refreshExpiresAt,
       });
     },
-    async endAllForUser(userId, reason, tx) {
+    async endAllForUser(userId, reason, tx, exceptSessionId) {
       record('sessions.endAllForUser');
       inTx(tx, 'sessions.endAllForUser');
-      for (const s of state.sessions.values()) if (s.userId === userId) end(s, reason);
+      for (const s of state.sessions.values())
+        if (s.userId === userId && s.id !== exceptSessionId) end(s, reason);
     },
-    async isActive(sessionId, userId) {
-      record('sessions.isActive');
+    async end(sessionId, userId, reason) {
+      record('sessions.end');
       const s = state.sessions.get(sessionId);
-      return !!s && s.userId === userId && !s.revokedReason;
+      if (!s || s.userId !== userId || s.revokedReason) return false;
+      end(s, reason);
+      return true;
+    },
+    async listLive(userId) {
+      record('sessions.listLive');
+      return [...state.sessions.values()]
+        .filter((s) => s.userId === userId && !s.revokedReason)
+        .sort((a, b) => b.createdAt - a.createdAt)
+        .map((s) => ({
+          id: s.id,
+          createTime: new Date(s.createdAt),
+          lastRefreshTime: s.lastRefreshAt === undefined ? undefined : new Date(s.lastRefreshAt),
+          clientAddress: s.clientAddress,
+          userAgent: s.userAgent,
+        }));
     },
     async liveCaller(caller) {
       record('sessions.liveCaller');
@@ -216,14 +252,16 @@ export function createMemoryStores(clock: () => number = Date.now) {
       if (!s || s.userId !== caller.userId || s.revokedReason || !u) return null;
       return { ...caller, email: u.email, roles: [...u.roles] };
     },
-    async rotate(presentedHash, next, graceS): Promise<RotateResult> {
+    async rotate(presentedHash, next, { graceS, maxLifetimeS }): Promise<RotateResult> {
       record('sessions.rotate');
       const t = state.tokens.get(presentedHash);
       const s = t && state.sessions.get(t.sessionId);
-      const u = s && active((x) => x.id === s.userId);
+      const u =
+        s && s.createdAt > clock() - maxLifetimeS * 1000 ? active((x) => x.id === s.userId) : undefined;
       if (!t || !s || s.revokedReason) return { outcome: 'invalid' };
       const issue = (outcome: 'rotated' | 'grace', parent: StoredToken) => {
         parent.usedAt = new Date(clock());
+        s.lastRefreshAt = clock();
         state.tokens.set(next.hash, { sessionId: s.id, parentHash: presentedHash, ...next });
         return { outcome, sessionId: s.id, user: publicRecord(u as StoredUser) };
       };
@@ -245,27 +283,21 @@ export function createMemoryStores(clock: () => number = Date.now) {
     },
   };
 
-  const throttle: LoginThrottleStore = {
-    async check(email) {
-      record('throttle.check');
-      const a = state.attempts.get(email);
-      return { waitS: a ? Math.max(0, Math.ceil((a.lockedUntil - clock()) / 1000)) : 0, hasFailures: !!a };
+  const throttle: AttemptThrottle = {
+    async reserve(keys) {
+      record('throttle.reserve');
+      const rows = keys.flatMap((k) => state.throttle.get(k.key) ?? []);
+      const { reservation, next } = reserve(keys, rows, clock(), THROTTLE_POLICY);
+      for (const row of next) state.throttle.set(row.key, row);
+      return reservation;
     },
-    async recordFailure(email, windowS) {
-      record('throttle.recordFailure');
-      const a = state.attempts.get(email);
-      const failures = a && a.lastFailureAt >= clock() - windowS * 1000 ? a.failures + 1 : 1;
-      state.attempts.set(email, { failures, lastFailureAt: clock(), lockedUntil: a?.lockedUntil ?? 0 });
-      return failures;
-    },
-    async lock(email, seconds) {
-      record('throttle.lock');
-      const a = state.attempts.get(email);
-      if (a) a.lockedUntil = clock() + seconds * 1000;
-    },
-    async reset(email) {
-      record('throttle.reset');
-      state.attempts.delete(email);
+    async settle(clear, refunded) {
+      record('throttle.settle');
+      for (const k of clear) state.throttle.delete(k.key);
+      for (const k of refunded) {
+        const row = state.throttle.get(k.key);
+        if (row && !clear.some((c) => c.key === k.key)) state.throttle.set(k.key, refund(row, k.max));
+      }
     },
   };
 

@@ -2,9 +2,24 @@
 import { createAuthService } from '../../services/auth/auth.service.js';
 import { createUserService } from '../../services/user/user.service.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
+import type { PasswordStrength } from '../../src/security/password-strength.js';
+import { builtFromAccount, personalWords } from '../../src/security/password-strength.js';
 import { type Bcrypt, createPasswordHasher } from '../../src/security/passwords.js';
+import { createCurrentPasswordCheck } from '../../src/security/reauth.js';
 import { createTokenService } from '../../src/security/tokens.js';
 import { createMemoryStores } from './fakes.js';
+
+/** The strength rules without zxcvbn's dictionaries (those run in test/password-strength.test.ts):
+ * the account's own words, and a short list of the commonest passwords. */
+export const plainStrength: PasswordStrength = {
+  async problem(password, account) {
+    if (builtFromAccount(password, personalWords(account)))
+      return 'must not be built from your email address or display name';
+    if (['password', '12345678', 'qwertyuiop', 'iloveyou'].includes(password.toLowerCase()))
+      return 'is too easy to guess';
+    return null;
+  },
+};
 
 /** bcrypt's shape without its cost: `$2b$<rounds>$<password>`. */
 export const fastBcrypt: Bcrypt = {
@@ -15,15 +30,28 @@ export const fastBcrypt: Bcrypt = {
   getRounds: (hash: string) => Number(hash.split('$')[2]),
 };
 
-export const LOGIN_POLICY = { maxFailures: 3, lockoutBaseS: 30, lockoutMaxS: 3600, failureWindowS: 900 };
+export const LOGIN_LIMITS = { pair: 3, source: 6, account: 10 };
+export const ORIGIN = { clientAddress: '198.51.100.7', userAgent: 'unit-test/1.0' };
 
-export function useCases(options: { hashQueueMax?: number; graceS?: number; bcrypt?: Bcrypt } = {}) {
+export function useCases(
+  options: { hashQueueMax?: number; graceS?: number; bcrypt?: Bcrypt; sessionMaxLifetimeS?: number } = {},
+) {
   let now = Date.parse('2026-12-01T12:00:00Z');
   const stores = createMemoryStores(() => now);
   const hasher = createPasswordHasher(
-    { BCRYPT_ROUNDS: 10, HASH_CONCURRENCY: 1, HASH_QUEUE_MAX: options.hashQueueMax ?? 8 },
+    {
+      BCRYPT_ROUNDS: 10,
+      HASH_CONCURRENCY: 1,
+      HASH_QUEUE_MAX: options.hashQueueMax ?? 8,
+      HASH_QUEUE_PER_SOURCE: 4,
+    },
     options.bcrypt ?? fastBcrypt,
   );
+  const checkCurrentPassword = createCurrentPasswordCheck({
+    throttle: stores.throttle,
+    hasher,
+    maxFailures: LOGIN_LIMITS.pair,
+  });
   const tokens = createTokenService({
     SECRET_KEY: 'unit-test-secret-key-unit-test-secret-key',
     JWT_ISSUER: 'test',
@@ -34,11 +62,20 @@ export function useCases(options: { hashQueueMax?: number; graceS?: number; bcry
   const auth = createAuthService({
     ...stores,
     hasher,
+    strength: plainStrength,
     tokens,
-    refreshReuseGraceS: options.graceS ?? 0,
-    loginPolicy: LOGIN_POLICY,
+    checkCurrentPassword,
+    policy: {
+      refreshReuseGraceS: options.graceS ?? 0,
+      sessionMaxLifetimeS: options.sessionMaxLifetimeS ?? 30 * 86_400,
+      loginLimits: LOGIN_LIMITS,
+    },
   });
-  const users = createUserService({ ...stores, pageTokens: createPageTokenCodec('unit-test-page-key') });
+  const users = createUserService({
+    ...stores,
+    pageTokens: createPageTokenCodec('unit-test-page-key'),
+    checkCurrentPassword,
+  });
   return {
     auth,
     users,

@@ -22,7 +22,7 @@ function manualBcrypt() {
   return { impl, started };
 }
 const tick = () => new Promise((r) => setImmediate(r));
-const config = { BCRYPT_ROUNDS: 12, HASH_CONCURRENCY: 1, HASH_QUEUE_MAX: 2 };
+const config = { BCRYPT_ROUNDS: 12, HASH_CONCURRENCY: 1, HASH_QUEUE_MAX: 2, HASH_QUEUE_PER_SOURCE: 10 };
 
 describe('password hasher (bounded queue)', () => {
   it('runs at most HASH_CONCURRENCY operations, queues HASH_QUEUE_MAX, and refuses the rest with RESOURCE_EXHAUSTED', async () => {
@@ -48,7 +48,7 @@ describe('password hasher (bounded queue)', () => {
     started.shift()?.finish();
     const first = hasher.hash('first');
     const gone = new AbortController();
-    const late = hasher.hash('late', gone.signal).catch((e: AppError) => e.kind);
+    const late = hasher.hash('late', { signal: gone.signal }).catch((e: AppError) => e.kind);
     expect(hasher.stats().waiting).to.equal(1);
     gone.abort();
     expect(await late).to.equal('CANCELLED');
@@ -71,6 +71,57 @@ describe('password hasher (bounded queue)', () => {
     expect(impl.getRounds(op?.hash as string)).to.equal(12);
     op?.finish();
     expect(await result, 'never true without an account').to.equal(false);
+  });
+
+  it('holds at most HASH_QUEUE_PER_SOURCE places for one client address, while other addresses still get in', async () => {
+    const { impl, started } = manualBcrypt();
+    const hasher = createPasswordHasher({ ...config, HASH_QUEUE_MAX: 10, HASH_QUEUE_PER_SOURCE: 2 }, impl);
+    started.shift()?.finish();
+    const flood = [hasher.hash('a', { source: '203.0.113.1' }), hasher.hash('b', { source: '203.0.113.1' })];
+    expect(() => hasher.assertCapacity('203.0.113.1')).to.throw(/too many password operations/);
+    const third = await hasher.hash('c', { source: '203.0.113.1' }).catch((e: AppError) => e.kind);
+    expect(third).to.equal('RESOURCE_EXHAUSTED');
+    expect(() => hasher.assertCapacity('198.51.100.2')).to.not.throw();
+    const other = hasher.hash('d', { source: '198.51.100.2' });
+    for (let i = 0; i < 3; i++) {
+      started.shift()?.finish();
+      await tick();
+    }
+    await Promise.all([...flood, other]);
+    expect(() => hasher.assertCapacity('203.0.113.1'), 'places come back').to.not.throw();
+  });
+
+  it('pads a failed compare against a lower-cost hash to the typical duration at the current cost, without CPU', async () => {
+    const waits: number[] = [];
+    let clock = 0;
+    const realNow = performance.now.bind(performance);
+    const timed: Bcrypt = {
+      hash: (async (pw: string, rounds: number) => {
+        clock += 200; // a hash at the current cost "takes" 200 ms
+        return `$2b$${rounds}$${pw}`;
+      }) as Bcrypt['hash'],
+      compare: (async (pw: string, hash: string) => {
+        clock += Number(hash.split('$')[2]) === 12 ? 200 : 50;
+        return hash.endsWith(`$${pw}`);
+      }) as Bcrypt['compare'],
+      getRounds: (hash: string) => Number(hash.split('$')[2]),
+    };
+    performance.now = () => clock;
+    try {
+      const hasher = createPasswordHasher(config, timed, async (ms) => void waits.push(ms));
+      await hasher.verify('x', null); // learns the current cost's duration
+      expect(await hasher.verify('guess', '$2b$10$secret')).to.equal(false);
+      expect(waits).to.have.length(1);
+      expect(waits[0]).to.be.closeTo(150, 1);
+      expect(await hasher.verify('secret', '$2b$10$secret'), 'a success is not padded').to.equal(true);
+      expect(await hasher.verify('guess', '$2b$12$secret'), 'nor a failure at the current cost').to.equal(
+        false,
+      );
+      expect(waits).to.have.length(1);
+      expect(hasher.stats().padded).to.equal(1);
+    } finally {
+      performance.now = realNow;
+    }
   });
 
   it('says a hash of another cost needs a rehash', () => {

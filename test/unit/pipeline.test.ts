@@ -40,6 +40,8 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     request,
     metadata,
     signal: new AbortController().signal,
+    peer: '127.0.0.1:5000',
+    clientAddress: '127.0.0.1',
     caller: undefined,
     live: true,
   };

@@ -1,20 +1,22 @@
 /** The pure rules: lockout schedule, page tokens, field validators, update masks, error → status. */
 import { status as Code } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { lockoutSeconds } from '../../services/auth/auth.service.js';
 import { resolveUpdate } from '../../services/user/user.service.js';
 import { AppError, type ErrorKind, InvalidArgumentError, Violations } from '../../src/errors.js';
 import { BadRequest } from '../../src/gen/google/rpc/error_details.js';
 import { Status } from '../../src/gen/google/rpc/status.js';
 import { BAD_REQUEST_TYPE_URL, STATUS_DETAILS_KEY, toStatus } from '../../src/grpc/status.js';
 import { createLogger } from '../../src/logger.js';
+import { createAddressResolver, parseCidrs } from '../../src/net/addresses.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
+import { lockoutSeconds, refund, reserve, type ThrottleRow } from '../../src/throttle.js';
 import {
   checkDisplayName,
   checkEmail,
   checkGivenPassword,
   checkNewPassword,
   checkUuid,
+  normalizeEmail,
 } from '../../src/validation.js';
 
 const violations = (check: (v: Violations) => unknown): string[] => {
@@ -28,13 +30,73 @@ const violations = (check: (v: Violations) => unknown): string[] => {
   }
 };
 
-describe('lockout schedule', () => {
-  const policy = { maxFailures: 5, lockoutBaseS: 30, lockoutMaxS: 3600, failureWindowS: 900 };
-  it('refuses nothing below LOGIN_MAX_FAILURES, then base, doubling, up to the maximum', () => {
-    expect([1, 4].map((f) => lockoutSeconds(f, policy))).to.deep.equal([0, 0]);
-    expect([5, 6, 7, 8].map((f) => lockoutSeconds(f, policy))).to.deep.equal([30, 60, 120, 240]);
-    expect(lockoutSeconds(12, policy)).to.equal(3600);
-    expect(lockoutSeconds(10_000, policy), 'no overflow').to.equal(3600);
+describe('throttle rules', () => {
+  const policy = { baseS: 30, maxS: 3600, windowS: 900 };
+  const now = 1_000_000_000_000;
+  const key = { key: 'pair:a 1.2.3.4', max: 5 };
+  it('refuses nothing below the limit, then base, doubling, up to the maximum', () => {
+    expect([1, 4].map((f) => lockoutSeconds(f, 5, policy))).to.deep.equal([0, 0]);
+    expect([5, 6, 7, 8].map((f) => lockoutSeconds(f, 5, policy))).to.deep.equal([30, 60, 120, 240]);
+    expect(lockoutSeconds(12, 5, policy)).to.equal(3600);
+    expect(lockoutSeconds(10_000, 5, policy), 'no overflow').to.equal(3600);
+  });
+  it('counts an attempt against every key, locking the one that reaches its limit', () => {
+    const rows: ThrottleRow[] = [{ key: key.key, failures: 4, lastFailureAt: now - 1000, lockedUntil: null }];
+    const { reservation, next } = reserve([key, { key: 'src:1.2.3.4', max: 20 }], rows, now, policy);
+    expect(reservation).to.deep.equal({ granted: true });
+    expect(next).to.deep.equal([
+      { key: key.key, failures: 5, lastFailureAt: now, lockedUntil: now + 30_000 },
+      { key: 'src:1.2.3.4', failures: 1, lastFailureAt: now, lockedUntil: null },
+    ]);
+  });
+  it('counts nothing while any key is locked, and says how long to wait', () => {
+    const rows: ThrottleRow[] = [
+      { key: 'acct:a', failures: 100, lastFailureAt: now, lockedUntil: now + 12_300 },
+    ];
+    expect(reserve([key, { key: 'acct:a', max: 100 }], rows, now, policy)).to.deep.equal({
+      reservation: { granted: false, waitS: 13 },
+      next: [],
+    });
+  });
+  it('forgets failures older than the window', () => {
+    const old: ThrottleRow[] = [
+      { key: key.key, failures: 4, lastFailureAt: now - 901_000, lockedUntil: null },
+    ];
+    expect(reserve([key], old, now, policy).next[0]?.failures).to.equal(1);
+  });
+  it('gives a refunded key its attempt back, and the lock only that attempt caused', () => {
+    expect(refund({ key: 'k', failures: 20, lastFailureAt: now, lockedUntil: now + 30_000 }, 20)).to.include({
+      failures: 19,
+      lockedUntil: null,
+    });
+    expect(
+      refund({ key: 'k', failures: 25, lastFailureAt: now, lockedUntil: now + 30_000 }, 20).lockedUntil,
+    ).to.equal(now + 30_000);
+  });
+});
+
+describe('client addresses (TRUSTED_PROXIES)', () => {
+  const resolver = createAddressResolver(parseCidrs('10.0.0.0/8, 2001:db8::/32, 192.0.2.1'));
+  it("uses the peer's own address when it is not a trusted proxy, ignoring its x-forwarded-for", () => {
+    expect(resolver.clientAddress('203.0.113.5:4000', ['198.51.100.1'])).to.equal('203.0.113.5');
+    expect(resolver.clientAddress('[::ffff:203.0.113.5]:4000', [])).to.equal('203.0.113.5');
+  });
+  it('behind trusted proxies, takes the right-most untrusted entry of x-forwarded-for', () => {
+    expect(resolver.clientAddress('10.1.1.1:4000', ['198.51.100.9, 203.0.113.7, 10.2.2.2'])).to.equal(
+      '203.0.113.7',
+    );
+    expect(resolver.clientAddress('[2001:db8::1]:9', ['198.51.100.9', '192.0.2.1'])).to.equal('198.51.100.9');
+    expect(resolver.clientAddress('10.1.1.1:4000', [])).to.equal('10.1.1.1');
+    expect(
+      resolver.clientAddress('10.1.1.1:4000', ['spoofed, 10.2.2.2']),
+      'a non-address stops the walk',
+    ).to.equal('10.2.2.2');
+    expect(resolver.clientAddress('10.1.1.1:4000', ['[2001:db9::5]:443'])).to.equal('2001:db9::5');
+  });
+  it('refuses a bad CIDR list naming the entry', () => {
+    expect(() => parseCidrs('10.0.0.0/33')).to.throw(/10\.0\.0\.0\/33/);
+    expect(() => parseCidrs('proxy.internal')).to.throw(/proxy\.internal/);
+    expect(parseCidrs('')).to.deep.equal([]);
   });
 });
 
@@ -64,16 +126,40 @@ describe('page tokens', () => {
 });
 
 describe('field validators', () => {
-  it('normalises and checks emails', () => {
-    const v = new Violations();
-    expect(checkEmail(v, 'email', '  Ada@Example.COM ')).to.equal('ada@example.com');
+  it('normalises emails: lower-case ASCII local part, the domain in its ASCII (IDN) form', () => {
+    expect(checkEmail(new Violations(), 'email', '  Ada@Example.COM ')).to.equal('ada@example.com');
+    expect(checkEmail(new Violations(), 'email', 'ada@bücher.example')).to.equal('ada@xn--bcher-kva.example');
+    const nfd = 'ada@bu\u0308cher.example';
+    expect(checkEmail(new Violations(), 'email', nfd), 'NFD and NFC are one address').to.equal(
+      'ada@xn--bcher-kva.example',
+    );
+    expect(normalizeEmail(' ADA@BÜCHER.example')).to.equal('ada@xn--bcher-kva.example');
+  });
+  it('refuses emails that could impersonate: non-ASCII local parts, mixed-script domain labels, invisible characters', () => {
     expect(violations((x) => checkEmail(x, 'email', ''))).to.deep.equal(['email: is required']);
-    for (const bad of ['ada', 'ada@', '@example.com', 'a b@example.com', 'ada@example', 'a\u0000@x.io']) {
+    for (const bad of [
+      'ada',
+      'ada@',
+      '@example.com',
+      'a b@example.com',
+      'ada@example',
+      'a..b@example.com',
+      'josé@example.com',
+      'ada@pаypal.com', // Cyrillic а in a Latin label
+      'ada\u200b@example.com', // zero-width space
+      'ada@exam\u202eple.com', // right-to-left override
+      'ada@example.com\u{e0041}', // tag character
+      'ada@1.2.3.4',
+    ]) {
       expect(
         violations((x) => checkEmail(x, 'email', bad)),
-        bad,
+        JSON.stringify(bad),
       ).to.have.length(1);
     }
+    expect(
+      violations((x) => checkEmail(x, 'email', 'ada@пример.рф')),
+      'one script per label is fine',
+    ).to.deep.equal([]);
     expect(violations((x) => checkEmail(x, 'email', `${'a'.repeat(250)}@x.io`))[0]).to.match(/at most 254/);
   });
   it('bounds new passwords in bytes (bcrypt reads 72) and refuses NUL', () => {
@@ -88,11 +174,26 @@ describe('field validators', () => {
     expect(violations((x) => checkGivenPassword(x, 'password', 'x'))).to.deep.equal([]);
     expect(violations((x) => checkGivenPassword(x, 'password', 'secret\u0000anything'))[0]).to.match(/NUL/);
   });
-  it('trims display names, bounds them and refuses control characters', () => {
-    expect(checkDisplayName(new Violations(), 'n', '  Ada  ')).to.equal('Ada');
+  it('NFC-normalises display names, bounds them, and refuses invisible and private characters', () => {
+    expect(checkDisplayName(new Violations(), 'n', '  Ada Lovelace  ')).to.equal('Ada Lovelace');
+    expect(checkDisplayName(new Violations(), 'n', 'Jose\u0301')).to.equal('Jos\u00e9');
     expect(violations((x) => checkDisplayName(x, 'n', ' '))).to.deep.equal(['n: is required']);
-    expect(violations((x) => checkDisplayName(x, 'n', 'x'.repeat(101)))[0]).to.match(/at most 100/);
-    expect(violations((x) => checkDisplayName(x, 'n', 'bell\u0007'))[0]).to.match(/control characters/);
+    expect(violations((x) => checkDisplayName(x, 'n', 'x'.repeat(65)))[0]).to.match(/at most 64/);
+    for (const bad of [
+      'bell\u0007',
+      'zero\u200bwidth',
+      'rtl\u202eevil',
+      'private\ue000',
+      'nb\u00a0sp',
+      'tag\u{e0041}',
+    ]) {
+      expect(
+        violations((x) => checkDisplayName(x, 'n', bad)),
+        JSON.stringify(bad),
+      ).to.have.length(1);
+    }
+    expect(violations((x) => checkDisplayName(x, 'n', '---'))[0]).to.match(/at least one letter or digit/);
+    expect(violations((x) => checkDisplayName(x, 'n', '李小龍 2'))).to.deep.equal([]);
   });
   it('checks UUIDs', () => {
     expect(violations((x) => checkUuid(x, 'id', '0b5e7c55-1f4e-4e0e-9a55-5f4e1e0e9a55'))).to.deep.equal([]);
@@ -127,11 +228,16 @@ describe('update-mask resolution (AIP-134)', () => {
         return e as InvalidArgumentError;
       }
     })();
-    expect(err?.violations.map((v) => v.field)).to.deep.equal(['update_mask', 'update_mask', 'user.email']);
+    expect(
+      err?.violations.map((v) => v.field),
+      'the paths first',
+    ).to.deep.equal(['update_mask', 'update_mask']);
+    expect(() =>
+      resolveUpdate({ ...input, email: 'nope', displayName: '\u0007' }, ['email', 'display_name']),
+    ).to.throw(/user\.email: .*; user\.display_name: /);
     expect(() => resolveUpdate({ ...input, displayName: '', email: '' }, [])).to.throw(
       /names no field to change/,
     );
-    expect(() => resolveUpdate({ ...input, id: 'x' }, ['display_name'])).to.throw(/user.id: must be a UUID/);
     expect(() => resolveUpdate({ ...input, roles: ['user', 'root'] }, ['roles'])).to.throw(/unknown role/);
     expect(() => resolveUpdate({ ...input, roles: ['admin'] }, ['roles'])).to.throw(/must include "user"/);
   });

@@ -26,21 +26,30 @@ export const protobufPackage = "connectsphere.user.v1";
 
 export const protobufFileName = "connectsphere/user/v1/user.proto";
 
-/** A ConnectSphere account. Password hashes never leave the server. */
+/**
+ * A ConnectSphere account. Password hashes never leave the server. Fields other than `id`,
+ * `display_name` and `create_time` are set only for the caller's own record or for an admin.
+ */
 export interface User {
   /** Server-assigned UUID. */
   id: string;
-  /** Normalised (trimmed, lower-case) email address, unique among active users. */
+  /**
+   * Normalised email address (lower-case local part, ASCII domain), unique among active users.
+   * Unset in a public profile.
+   */
   email: string;
   /** Name shown to other users. */
   displayName: string;
-  /** Roles granted to the user: every user has "user"; operators may grant "admin". */
+  /**
+   * Roles granted to the user: every user has "user"; operators may grant "admin". Unset in a
+   * public profile.
+   */
   roles: string[];
   /** When the account was created. */
   createTime?:
     | Date
     | undefined;
-  /** When the account was last changed. */
+  /** When the account was last changed. Unset in a public profile. */
   updateTime?: Date | undefined;
 }
 
@@ -52,7 +61,7 @@ export interface GetUserRequest {
     /** The user's UUID. */
     { $case: "id"; value: string }
     | //
-    /** The user's email address, compared case-insensitively. */
+    /** An email address, compared case-insensitively: the caller's own (or any, for an admin). */
     { $case: "email"; value: string }
     | undefined;
 }
@@ -71,11 +80,17 @@ export interface BatchGetUsersResponse {
 
 /** A page of users. */
 export interface ListUsersRequest {
-  /** Most users to return: default 50, at most 1000 (larger values are lowered to 1000). */
+  /**
+   * Most users to return: default 50, at most 1000 for admins and 50 for others (larger values are
+   * lowered).
+   */
   pageSize: number;
   /** The next_page_token of the previous page; empty for the first page. */
   pageToken: string;
-  /** Optional case-insensitive prefix of the email or the display name. */
+  /**
+   * Admins: optional case-insensitive prefix of the email or the display name. Others: required, a
+   * case-insensitive prefix of the display name of at least 3 characters.
+   */
   query: string;
 }
 
@@ -94,7 +109,11 @@ export interface UpdateUserRequest {
     | User
     | undefined;
   /** The fields to change: display_name, email, roles. Empty: every non-empty field of `user`. */
-  updateMask?: string[] | undefined;
+  updateMask?:
+    | string[]
+    | undefined;
+  /** The caller's password: required when users change their own email. */
+  currentPassword: string;
 }
 
 /** The user to delete. */
@@ -698,7 +717,7 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
 };
 
 function createBaseUpdateUserRequest(): UpdateUserRequest {
-  return { user: undefined, updateMask: undefined };
+  return { user: undefined, updateMask: undefined, currentPassword: "" };
 }
 
 export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
@@ -708,6 +727,9 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     }
     if (message.updateMask !== undefined) {
       FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(18).fork()).join();
+    }
+    if (message.currentPassword !== "") {
+      writer.uint32(26).string(message.currentPassword);
     }
     return writer;
   },
@@ -741,6 +763,14 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
             message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.currentPassword = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -761,6 +791,11 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
         : isSet(object.update_mask)
         ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
         : undefined,
+      currentPassword: isSet(object.currentPassword)
+        ? globalThis.String(object.currentPassword)
+        : isSet(object.current_password)
+        ? globalThis.String(object.current_password)
+        : "",
     };
   },
 
@@ -772,6 +807,9 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     if (message.updateMask !== undefined) {
       obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
     }
+    if (message.currentPassword !== "") {
+      obj.currentPassword = message.currentPassword;
+    }
     return obj;
   },
 
@@ -782,6 +820,7 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     const message = createBaseUpdateUserRequest();
     message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
     message.updateMask = object.updateMask ?? undefined;
+    message.currentPassword = object.currentPassword ?? "";
     return message;
   },
 };
@@ -856,10 +895,17 @@ export const DeleteUserRequest: MessageFns<DeleteUserRequest> = {
 /**
  * UserService reads and manages ConnectSphere accounts. Every method needs
  * `authorization: Bearer <access token>` metadata.
+ *
+ * Who sees what: a caller sees every field of its own record, and an admin every field of every
+ * user; anyone else gets the public profile (`id`, `display_name`, `create_time`), with `email`,
+ * `roles` and `update_time` left unset.
  */
 export type UserServiceService = typeof UserServiceService;
 export const UserServiceService = {
-  /** GetUser returns one user by id or by email (case-insensitive). */
+  /**
+   * GetUser returns one user by id, or by email: by email only the caller's own address (or, for an
+   * admin, any); any other address is PERMISSION_DENIED whether or not it exists.
+   */
   getUser: {
     path: "/connectsphere.user.v1.UserService/GetUser" as const,
     requestStream: false as const,
@@ -884,8 +930,9 @@ export const UserServiceService = {
     responseDeserialize: (value: Buffer): BatchGetUsersResponse => BatchGetUsersResponse.decode(value),
   },
   /**
-   * ListUsers pages through users in registration order (AIP-158), optionally filtered by a prefix
-   * of the email or display name.
+   * ListUsers pages through users in registration order (AIP-158). Admins page the whole directory,
+   * optionally filtered by a prefix of the email or display name; anyone else may only search by
+   * display name (`query` required, at least 3 characters, at most 50 per page).
    */
   listUsers: {
     path: "/connectsphere.user.v1.UserService/ListUsers" as const,
@@ -898,7 +945,8 @@ export const UserServiceService = {
   },
   /**
    * UpdateUser changes the fields named in update_mask (AIP-134): display_name and email by the
-   * user or an admin, roles by an admin only.
+   * user or an admin, roles by an admin only. A user changing their own email sends
+   * current_password; the change ends every other session of that user.
    */
   updateUser: {
     path: "/connectsphere.user.v1.UserService/UpdateUser" as const,
@@ -909,7 +957,10 @@ export const UserServiceService = {
     responseSerialize: (value: User): Buffer => Buffer.from(User.encode(value).finish()),
     responseDeserialize: (value: Buffer): User => User.decode(value),
   },
-  /** DeleteUser removes a user (the user themself or an admin). The address can be registered again. */
+  /**
+   * DeleteUser removes a user (the user themself or an admin). The address can be registered again.
+   * The last admin cannot be deleted (FAILED_PRECONDITION).
+   */
   deleteUser: {
     path: "/connectsphere.user.v1.UserService/DeleteUser" as const,
     requestStream: false as const,
@@ -922,7 +973,10 @@ export const UserServiceService = {
 } as const;
 
 export interface UserServiceServer extends UntypedServiceImplementation {
-  /** GetUser returns one user by id or by email (case-insensitive). */
+  /**
+   * GetUser returns one user by id, or by email: by email only the caller's own address (or, for an
+   * admin, any); any other address is PERMISSION_DENIED whether or not it exists.
+   */
   getUser: handleUnaryCall<GetUserRequest, User>;
   /**
    * BatchGetUsers returns up to 100 users by id, in request order (AIP-231): one unknown id fails
@@ -930,21 +984,29 @@ export interface UserServiceServer extends UntypedServiceImplementation {
    */
   batchGetUsers: handleUnaryCall<BatchGetUsersRequest, BatchGetUsersResponse>;
   /**
-   * ListUsers pages through users in registration order (AIP-158), optionally filtered by a prefix
-   * of the email or display name.
+   * ListUsers pages through users in registration order (AIP-158). Admins page the whole directory,
+   * optionally filtered by a prefix of the email or display name; anyone else may only search by
+   * display name (`query` required, at least 3 characters, at most 50 per page).
    */
   listUsers: handleUnaryCall<ListUsersRequest, ListUsersResponse>;
   /**
    * UpdateUser changes the fields named in update_mask (AIP-134): display_name and email by the
-   * user or an admin, roles by an admin only.
+   * user or an admin, roles by an admin only. A user changing their own email sends
+   * current_password; the change ends every other session of that user.
    */
   updateUser: handleUnaryCall<UpdateUserRequest, User>;
-  /** DeleteUser removes a user (the user themself or an admin). The address can be registered again. */
+  /**
+   * DeleteUser removes a user (the user themself or an admin). The address can be registered again.
+   * The last admin cannot be deleted (FAILED_PRECONDITION).
+   */
   deleteUser: handleUnaryCall<DeleteUserRequest, Empty>;
 }
 
 export interface UserServiceClient extends Client {
-  /** GetUser returns one user by id or by email (case-insensitive). */
+  /**
+   * GetUser returns one user by id, or by email: by email only the caller's own address (or, for an
+   * admin, any); any other address is PERMISSION_DENIED whether or not it exists.
+   */
   getUser(request: GetUserRequest, callback: (error: ServiceError | null, response: User) => void): ClientUnaryCall;
   getUser(
     request: GetUserRequest,
@@ -977,8 +1039,9 @@ export interface UserServiceClient extends Client {
     callback: (error: ServiceError | null, response: BatchGetUsersResponse) => void,
   ): ClientUnaryCall;
   /**
-   * ListUsers pages through users in registration order (AIP-158), optionally filtered by a prefix
-   * of the email or display name.
+   * ListUsers pages through users in registration order (AIP-158). Admins page the whole directory,
+   * optionally filtered by a prefix of the email or display name; anyone else may only search by
+   * display name (`query` required, at least 3 characters, at most 50 per page).
    */
   listUsers(
     request: ListUsersRequest,
@@ -997,7 +1060,8 @@ export interface UserServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * UpdateUser changes the fields named in update_mask (AIP-134): display_name and email by the
-   * user or an admin, roles by an admin only.
+   * user or an admin, roles by an admin only. A user changing their own email sends
+   * current_password; the change ends every other session of that user.
    */
   updateUser(
     request: UpdateUserRequest,
@@ -1014,7 +1078,10 @@ export interface UserServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: User) => void,
   ): ClientUnaryCall;
-  /** DeleteUser removes a user (the user themself or an admin). The address can be registered again. */
+  /**
+   * DeleteUser removes a user (the user themself or an admin). The address can be registered again.
+   * The last admin cannot be deleted (FAILED_PRECONDITION).
+   */
   deleteUser(
     request: DeleteUserRequest,
     callback: (error: ServiceError | null, response: Empty) => void,
