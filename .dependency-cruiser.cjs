@@ -65,8 +65,8 @@ module.exports = {
       name: 'domain-core-depends-on-nothing',
       severity: 'error',
       comment: 'The domain types and rules stand alone.',
-      from: { path: '^src/(ports|errors|caller|validation)[.]ts$' },
-      to: { path: '^(src|services|node_modules)/', pathNot: '^src/(ports|errors|caller|validation)[.]ts$' },
+      from: { path: '^src/(ports|errors|caller|validation|throttle)[.]ts$' },
+      to: { path: '^(src|services|node_modules)/', pathNot: '^src/(ports|errors|caller|validation|throttle)[.]ts$' },
     },
     {
       name: 'security-and-grpc-do-not-touch-storage',
@@ -118,8 +118,8 @@ module.exports = {
     {
       name: 'not-to-dev-dep',
       severity: 'error',
-      comment: 'Code that runs in production must not need a devDependency.',
-      from: { path: '^(src|services)/' },
+      comment: 'Code that runs in production must not need a devDependency (the .dev.mjs bootstrap runs from sources only).',
+      from: { path: '^(src|services)/', pathNot: '[.]dev[.]mjs$' },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
     },
   ],
