@@ -236,7 +236,8 @@ const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const COLORS = ['#2563eb', '#6b7280', '#059669', '#dc2626'];
 type Series = [string, (number | null)[]];
-const short = (v: number) => (v >= 1000 ? `${fmt(v / 1000, v >= 1e4 ? 0 : 1)}k` : fmt(v, v >= 10 ? 0 : 2));
+const short = (v: number) =>
+  v >= 1000 ? `${fmt(v / 1000, v >= 1e4 ? 0 : 1)}k` : fmt(v, v >= 10 || !v ? 0 : 2);
 const text = (x: number, y: number, cls: string, s: string, extra = '') =>
   `<text x="${x}" y="${y}" class="${cls}"${extra}>${esc(s)}</text>`;
 const line = (x1: number, x2: number, y1: number, y2: number, extra: string) =>

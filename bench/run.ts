@@ -159,7 +159,8 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
       sessions.push(...sessionsOut);
       const name = `${title}${groups.length > 1 ? ` [${g.label}]` : ''}`.padEnd(36);
       const [c, rps] = [String(g.concurrency).padEnd(3), f(g.rps, g.rps < 100 ? 1 : 0).padStart(7)];
-      const cpu = watch === 'none' ? '' : `  ${watch} ${f(usage?.serverCpuPct)}% pg ${f(usage?.pgCpuPct)}%`;
+      const pg = watch === 'server' ? ` pg ${f(usage?.pgCpuPct)}%` : '';
+      const cpu = watch === 'none' ? '' : `  ${watch} ${f(usage?.serverCpuPct)}%${pg}`;
       const machine = `client ${f(clientCpuPct)}%  machine ${f(usage?.machineBusyPct)}%`;
       const line = `${name} c=${c} ${rps} rps  p50 ${f(g.p50Ms, 2)}  p99 ${f(g.p99Ms, 2)} ms`;
       const took = f((performance.now() - started) / 1000, 1);
