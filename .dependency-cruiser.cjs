@@ -66,7 +66,10 @@ module.exports = {
       severity: 'error',
       comment: 'The domain types and rules stand alone.',
       from: { path: '^src/(ports|errors|caller|validation|throttle)[.]ts$' },
-      to: { path: '^(src|services|node_modules)/', pathNot: '^src/(ports|errors|caller|validation|throttle)[.]ts$' },
+      to: {
+        path: '^(src|services|node_modules)/',
+        pathNot: '^src/(ports|errors|caller|validation|throttle)[.]ts$',
+      },
     },
     {
       name: 'security-and-grpc-do-not-touch-storage',
@@ -118,7 +121,8 @@ module.exports = {
     {
       name: 'not-to-dev-dep',
       severity: 'error',
-      comment: 'Code that runs in production must not need a devDependency (the .dev.mjs bootstrap runs from sources only).',
+      comment:
+        'Code that runs in production must not need a devDependency (the .dev.mjs bootstrap runs from sources only).',
       from: { path: '^(src|services)/', pathNot: '[.]dev[.]mjs$' },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
     },

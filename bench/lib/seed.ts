@@ -1,0 +1,85 @@
+/**
+ * The server under test for the bench and the soak: the production build on its own embedded
+ * PostgreSQL in `dataDir`, seeded with SQL against its schema (tables users, sessions and
+ * refresh_tokens, as src/db/models.ts declares them): users in one INSERT ... generate_series, all
+ * with one bcrypt hash made once (Register would cost a hash per user), and the login sessions
+ * RefreshToken needs, with refresh tokens made as the server makes them (32 random bytes,
+ * base64url, stored as the SHA-256 hex of that text), instead of one bcrypt-bound Login each.
+ * Users 1..4, whose access tokens the authenticated scenarios share, are admins: they read the
+ * directory as a whole (GetUser by any email, ListUsers without a query).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import pg from 'pg';
+import { connect } from '../../src/client.js';
+import { attachEmbeddedPostgres, freePort } from '../../src/db/embedded.js';
+import { BENCH_PASSWORD, seededEmail } from './load.js';
+import { type LaunchOptions, SERVER_JS, startServer } from './server-process.js';
+
+/** `node dist/src/main.js` on `dataDir`, on a free port; ready by its SERVING line or the health service. */
+export async function serveBuild(dataDir: string, env: Record<string, string>, o?: Partial<LaunchOptions>) {
+  const port = await freePort();
+  const base = { GRPC_HOST: '127.0.0.1', GRPC_PORT: String(port), DATA_DIR: dataDir };
+  const options = { script: SERVER_JS, port, maxLines: 200, timeoutMs: 120_000 };
+  return startServer({ ...options, env: { ...env, ...base }, ...o });
+}
+
+/** The URL of the embedded database a running server owns through its DATA_DIR. */
+export function databaseUrlOf(dataDir: string): string {
+  const url = attachEmbeddedPostgres(dataDir);
+  if (!url) throw new Error(`no running server owns the embedded database in ${dataDir}`);
+  return url;
+}
+
+/** `users` users bench-user-<n>, then `sessions` login sessions spread over them. */
+export async function seed(dataDir: string, users: number, sessions: number, rounds: number) {
+  const hash = await bcrypt.hash(BENCH_PASSWORD, rounds);
+  const client = new pg.Client({ connectionString: databaseUrlOf(dataDir) });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO users (id, email, password_hash, display_name, roles, created_at, updated_at)
+       SELECT gen_random_uuid(), 'bench-user-' || n || '@bench.example.com', $1, 'Bench User ' || n,
+              CASE WHEN n <= 4 THEN ARRAY['admin', 'user'] ELSE ARRAY['user'] END,
+              now() + n * interval '1 millisecond', now()
+       FROM generate_series(1, $2::int) AS n ORDER BY n RETURNING id`,
+      [hash, users],
+    );
+    await client.query('ANALYZE users');
+    const ids = rows.map((r) => r.id);
+    const tokens = Array.from({ length: sessions }, () => randomBytes(32).toString('base64url'));
+    const sessionIds = tokens.map(() => randomUUID());
+    await client.query('BEGIN');
+    await client.query(
+      'INSERT INTO sessions (id, user_id, created_at) SELECT s, u, now() FROM unnest($1::uuid[], $2::uuid[]) AS t(s, u)',
+      [sessionIds, sessionIds.map((_, i) => ids[ids.length - 1 - (i % ids.length)])],
+    );
+    await client.query(
+      `INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
+       SELECT h, s, NULL, now(), now() + interval '14 days' FROM unnest($1::text[], $2::uuid[]) AS t(h, s)`,
+      [tokens.map((t) => createHash('sha256').update(t).digest('hex')), sessionIds],
+    );
+    await client.query('COMMIT');
+    return { ids, hash, sessions: tokens };
+  } finally {
+    await client.end();
+  }
+}
+
+/** Logs in seeded users 1..n (bcrypt-bound: 8 at a time); returns their token pairs. */
+export async function login(address: string, n: number) {
+  const client = connect(address, { deadlineMs: 120_000 });
+  const out: { accessToken: string; refreshToken: string }[] = [];
+  try {
+    for (let i = 0; i < n; i += 8) {
+      const batch = Array.from({ length: Math.min(8, n - i) }, (_, k) => seededEmail(1 + i + k));
+      const r = await Promise.all(
+        batch.map((email) => client.auth.login({ email, password: BENCH_PASSWORD })),
+      );
+      out.push(...r.map((x) => x.tokens ?? { accessToken: '', refreshToken: '' }));
+    }
+    return out;
+  } finally {
+    client.close();
+  }
+}
