@@ -7,12 +7,14 @@
 import bcrypt from 'bcrypt';
 import { createAuthHandlers } from '../services/auth/auth.handlers.js';
 import { createAuthService } from '../services/auth/auth.service.js';
+import { createServiceTokenIssuer } from '../services/auth/service-accounts.service.js';
 import { createUserHandlers } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
-import { type AppConfig, DEV_SECRET_KEY } from './config.js';
+import { type AppConfig, DEV_SECRET_KEY, introspectionRequired } from './config.js';
 import type { Database, PoolStats } from './db/database.js';
 import { startHousekeeping } from './db/housekeeping.js';
 import { openDatabase } from './db/open.js';
+import { createServiceAccountStore } from './db/service-account.store.js';
 import { createSessionStore } from './db/session.store.js';
 import { createAttemptThrottle } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
@@ -28,9 +30,11 @@ import { proveLiveness } from './grpc/middleware/liveness.js';
 import { logCalls } from './grpc/middleware/log.js';
 import { mapErrors } from './grpc/middleware/status.js';
 import { AUTH_POLICY, USER_POLICY } from './grpc/policy.js';
+import { createReloadableTls } from './grpc/tls.js';
 import type { Logger } from './logger.js';
 import { createAddressResolver, parseCidrs } from './net/addresses.js';
 import { createAuthenticator } from './security/authenticator.js';
+import { loadKeyRing } from './security/keys.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
 import { createPasswordStrength } from './security/password-strength.js';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.js';
@@ -51,6 +55,8 @@ export interface App {
   readonly db: Database;
   readonly server: GrpcServer;
   stats(): AppStats;
+  /** Reads the TLS certificate, key and client CA again (SIGHUP): new connections get them. */
+  reloadTls(): Promise<void>;
   /** Graceful stop: NOT_SERVING, drain RPCs (SHUTDOWN_GRACE_MS), close the pool, stop an embedded database. */
   stop(): Promise<void>;
 }
@@ -84,8 +90,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       (cost) => bcrypt.hash('find the pool threads', cost),
       logger,
     );
-    const tokens = createTokenService(config);
-    const authenticator = createAuthenticator(tokens, sessions);
+    const keys = await loadKeyRing(config);
+    const tokens = createTokenService(config, keys);
+    const serviceAccounts = createServiceAccountStore(db, batching);
+    const authenticator = createAuthenticator(tokens, sessions, serviceAccounts);
     const throttle = createAttemptThrottle(db, {
       baseS: config.LOGIN_LOCKOUT_BASE_S,
       maxS: config.LOGIN_LOCKOUT_MAX_S,
@@ -100,6 +108,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       transactions: db,
       users,
       sessions,
+      serviceAccounts,
       hasher,
       strength,
       tokens,
@@ -122,6 +131,16 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       pageTokens: createPageTokenCodec(config.SECRET_KEY),
       checkCurrentPassword,
     });
+    const serviceTokens = createServiceTokenIssuer({
+      accounts: serviceAccounts,
+      tokens,
+      throttle,
+      limits: {
+        pair: config.LOGIN_MAX_FAILURES,
+        source: config.LOGIN_SOURCE_MAX_FAILURES,
+        account: config.LOGIN_ACCOUNT_MAX_FAILURES,
+      },
+    });
     const housekeeping = startHousekeeping(db, config, logger);
     cleanups.push(() => housekeeping.stop());
 
@@ -131,20 +150,34 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       logCalls(logger),
       mapErrors(logger),
       rejectUndecodable,
-      authenticate(authenticator),
+      authenticate(authenticator, { introspectionRequired: introspectionRequired(config) }),
       proveLiveness(authenticator),
     ];
     const strict = createStrictDecoding();
+    const tls = config.GRPC_TLS_CERT_FILE
+      ? await createReloadableTls({
+          certFile: config.GRPC_TLS_CERT_FILE,
+          keyFile: config.GRPC_TLS_KEY_FILE,
+          caFile: config.GRPC_TLS_CLIENT_CA_FILE || undefined,
+          requireClientCertificate: config.GRPC_TLS_CLIENT_AUTH === 'require',
+        })
+      : undefined;
     const server = await startGrpcServer({
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
+      credentials: tls?.credentials,
       maxReceiveBytes: config.GRPC_MAX_RECEIVE_BYTES,
       logger,
       services: [
         {
           name: 'connectsphere.auth.v1.AuthService',
           definition: strict('connectsphere.auth.v1.AuthService', AuthServiceService),
-          implementation: adaptService(AuthServiceService, AUTH_POLICY, createAuthHandlers(auth), pipeline),
+          implementation: adaptService(
+            AuthServiceService,
+            AUTH_POLICY,
+            createAuthHandlers(auth, serviceTokens, () => keys.jwks),
+            pipeline,
+          ),
         },
         {
           name: 'connectsphere.user.v1.UserService',
@@ -190,6 +223,22 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       db,
       server,
       stats,
+      async reloadTls() {
+        if (!tls) {
+          logger.info('SIGHUP: no TLS configured, nothing to reload');
+          return;
+        }
+        try {
+          const { notAfter } = await tls.reload();
+          logger.info({ notAfter }, 'TLS certificate reloaded: new connections use it');
+        } catch (err) {
+          logger.error(
+            { err: { message: (err as Error).message } },
+            'TLS reload failed: the previous certificate stays in use',
+          );
+          throw err;
+        }
+      },
       stop() {
         stopped ??= (async () => {
           stopping = true;

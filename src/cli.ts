@@ -4,16 +4,21 @@
  *   npm run cli -- grant-admin ada@example.com
  *   npm run cli -- revoke-admin ada@example.com     (also ends the user's sessions)
  *   npm run cli -- prune                            (one round of the housekeeping job, now)
+ *   npm run cli -- service-account create billing --scopes users.read,tokens.introspect [--cert-name N]
+ *   npm run cli -- service-account list | rotate NAME | delete NAME
  *
  * With DATABASE_URL empty it attaches to the embedded PostgreSQL of a running server on DATA_DIR,
  * or starts that database for the duration of the command. Exit codes: 0 done, 1 refused or
  * failed (the message says why), 64 usage.
  */
+import { parseArgs } from 'node:util';
+import { createServiceAccountAdmin } from '../services/auth/service-accounts.service.js';
 import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, loadConfig, loadDotEnv } from './config.js';
 import type { Database } from './db/database.js';
 import { pruneOnce } from './db/housekeeping.js';
 import { openDatabase } from './db/open.js';
+import { createServiceAccountStore } from './db/service-account.store.js';
 import { createSessionStore } from './db/session.store.js';
 import { createAttemptThrottle } from './db/throttle.store.js';
 import { createUserStore } from './db/user.store.js';
@@ -24,10 +29,76 @@ import { createPasswordHasher } from './security/passwords.js';
 import { createCurrentPasswordCheck } from './security/reauth.js';
 
 interface Command {
+  /** Positional arguments (a trailing `...` means "and options"). */
   args: string[];
   help: string;
   run(db: Database, config: AppConfig, args: string[]): Promise<string>;
 }
+
+function serviceAccounts(db: Database, config: AppConfig) {
+  const batching = { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
+  return createServiceAccountAdmin({
+    accounts: createServiceAccountStore(db, batching),
+    secretOverlapS: config.SERVICE_SECRET_OVERLAP_S,
+  });
+}
+
+const SERVICE_ACCOUNT_USAGE = `service-account create <name> --scopes <scope,...> [--cert-name <name>]
+  service-account list | rotate <name> | delete <name>
+  scopes: users.read (public profiles), users.read.private (full records, lookups by email), tokens.introspect (ValidateToken)`;
+
+async function serviceAccount(db: Database, config: AppConfig, argv: string[]): Promise<string> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { scopes: { type: 'string' }, 'cert-name': { type: 'string' } },
+  });
+  const [action, name, ...extra] = positionals;
+  const accounts = serviceAccounts(db, config);
+  const usage = () => new UsageError(SERVICE_ACCOUNT_USAGE);
+  if (extra.length) throw usage();
+  switch (action) {
+    case 'create': {
+      if (!name || values.scopes === undefined) throw usage();
+      const created = await accounts.create({
+        name,
+        scopes: values.scopes
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+        certName: values['cert-name'],
+      });
+      return `${JSON.stringify(created, null, 2)}\n# the client_secret is shown this once: store it now`;
+    }
+    case 'list': {
+      if (name) throw usage();
+      const list = await accounts.list();
+      return JSON.stringify(
+        list.map((a) => ({
+          name: a.name,
+          client_id: a.clientId,
+          scopes: a.scopes,
+          cert_names: [`${a.name}.service`, ...(a.certName ? [a.certName] : [])],
+          created: a.createTime.toISOString(),
+          rotated: a.rotateTime?.toISOString() ?? null,
+        })),
+        null,
+        2,
+      );
+    }
+    case 'rotate':
+      if (!name) throw usage();
+      return `${JSON.stringify(await accounts.rotate(name), null, 2)}\n# the new client_secret is shown this once; the previous one works for SERVICE_SECRET_OVERLAP_S more seconds`;
+    case 'delete':
+      if (!name) throw usage();
+      await accounts.remove(name);
+      return `deleted service account ${name}: its tokens stop working now`;
+    default:
+      throw usage();
+  }
+}
+
+class UsageError extends Error {}
 
 function userService(db: Database, config: AppConfig) {
   const batching = { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
@@ -67,6 +138,11 @@ const COMMANDS: Record<string, Command> = {
     help: "take the admin role away and end the user's sessions (never from the last admin)",
     run: setAdmin(false),
   },
+  'service-account': {
+    args: ['...'],
+    help: 'create, list, rotate or delete a service account (run it without arguments for the details)',
+    run: (db, config, args) => serviceAccount(db, config, args),
+  },
   prune: {
     args: [],
     help: 'delete expired sessions, refresh tokens and throttle counters now (what the housekeeping job does)',
@@ -88,7 +164,8 @@ ${Object.entries(COMMANDS)
 async function main(argv: string[]): Promise<number> {
   const [name = '', ...args] = argv;
   const command = COMMANDS[name];
-  if (!command || args.length !== command.args.length || args.some((a) => a.trim() === '')) {
+  const fits = command?.args.includes('...') || args.length === command?.args.length;
+  if (!command || !fits || args.some((a) => a.trim() === '')) {
     process.stderr.write(`${USAGE}\n`);
     return 64;
   }
@@ -100,6 +177,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${await command.run(opened.db, config, args)}\n`);
     return 0;
   } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(
+        `usage: npm run cli -- ${err instanceof UsageError ? err.message : SERVICE_ACCOUNT_USAGE}\n`,
+      );
+      return 64;
+    }
     process.stderr.write(`${err instanceof AppError ? err.message : String(err)}\n`);
     return 1;
   } finally {

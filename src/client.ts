@@ -49,6 +49,8 @@ export type PromiseClient<S> = {
 export interface ClientDefaults {
   deadlineMs: number;
   token?: string;
+  /** Where calls without their own token get one (a service account's, renewed before it expires). */
+  tokenSource?: () => Promise<string>;
 }
 
 export function promiseClient<S extends Record<string, UnaryMethod<never, unknown>>>(
@@ -58,10 +60,10 @@ export function promiseClient<S extends Record<string, UnaryMethod<never, unknow
 ): PromiseClient<S> {
   const out: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(definition)) {
-    out[name] = (request: unknown, opts: CallOpts = {}) =>
+    const call = (request: unknown, opts: CallOpts, sourced?: string) =>
       new Promise((resolve, reject) => {
         const metadata = opts.metadata?.clone() ?? new Metadata();
-        const token = opts.token ?? defaults.token;
+        const token = opts.token ?? defaults.token ?? sourced;
         if (token && !metadata.get('authorization').length) metadata.set('authorization', `Bearer ${token}`);
         const options: CallOptions = { deadline: Date.now() + (opts.deadlineMs ?? defaults.deadlineMs) };
         channel.makeUnaryRequest(
@@ -74,6 +76,12 @@ export function promiseClient<S extends Record<string, UnaryMethod<never, unknow
           (err, response) => (err ? reject(err) : resolve(response)),
         );
       });
+    const source = defaults.tokenSource;
+    out[name] =
+      source && !defaults.token
+        ? async (request: unknown, opts: CallOpts = {}) =>
+            call(request, opts, opts.token ? undefined : await source())
+        : (request: unknown, opts: CallOpts = {}) => call(request, opts);
   }
   return out as PromiseClient<S>;
 }
@@ -83,7 +91,17 @@ export interface ConnectOptions {
   deadlineMs?: number;
   /** Bearer token sent with every call. */
   token?: string;
-  /** Default: insecure (plaintext), as for a service on a private network or behind a TLS proxy. */
+  /**
+   * TLS: the CA that signed the server's certificate (PEM), and for mutual TLS this client's
+   * certificate chain and key. `serverName` overrides the name checked in the server's certificate.
+   */
+  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer; serverName?: string };
+  /**
+   * A service account's client credentials: the client gets an access token with
+   * IssueServiceToken, sends it with every call, and gets a new one before it expires.
+   */
+  service?: { clientId: string; clientSecret: string };
+  /** Channel credentials of your own (overrides `tls`). Default: plaintext, or TLS with `tls`. */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
 }
@@ -111,13 +129,64 @@ function build(channel: Client, defaults: ClientDefaults): ConnectSphereClient {
   };
 }
 
+const pem = (v: string | Buffer | undefined) => (v === undefined ? undefined : Buffer.from(v));
+
+/** Renew a service token when less than this share of its life is left. */
+const RENEW_AT = 0.2;
+
+/** Gets a service account's access token when none is held or it is near its end; one request at a time. */
+function serviceTokenSource(
+  auth: PromiseClient<typeof AuthServiceService>,
+  service: { clientId: string; clientSecret: string },
+): () => Promise<string> {
+  let held: { token: string; renewAt: number; expiresAt: number } | undefined;
+  let pending: Promise<string> | undefined;
+  const fetch = () => {
+    pending ??= auth
+      .issueServiceToken({ clientId: service.clientId, clientSecret: service.clientSecret })
+      .then((r) => {
+        const now = Date.now();
+        held = {
+          token: r.accessToken,
+          renewAt: now + r.expiresIn * 1000 * (1 - RENEW_AT),
+          expiresAt: now + r.expiresIn * 1000,
+        };
+        return r.accessToken;
+      })
+      .finally(() => {
+        pending = undefined;
+      });
+    return pending;
+  };
+  return async () => {
+    const now = Date.now();
+    if (held && now < held.renewAt) return held.token;
+    // near the end: renew, but keep using the current one while it lasts if renewal fails
+    if (held && now < held.expiresAt) return fetch().catch(() => (held as { token: string }).token);
+    return fetch();
+  };
+}
+
 export function connect(address: string, options: ConnectOptions = {}): ConnectSphereClient {
-  const channel = new Client(
-    address,
-    options.credentials ?? grpcCredentials.createInsecure(),
-    options.channelOptions,
-  );
-  return build(channel, { deadlineMs: options.deadlineMs ?? 5000, token: options.token });
+  const { tls } = options;
+  const credentials =
+    options.credentials ??
+    (tls
+      ? grpcCredentials.createSsl(pem(tls.ca), pem(tls.key) ?? null, pem(tls.cert) ?? null)
+      : grpcCredentials.createInsecure());
+  const channelOptions = {
+    ...(tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName } : {}),
+    ...options.channelOptions,
+  };
+  const channel = new Client(address, credentials, channelOptions);
+  const defaults: ClientDefaults = { deadlineMs: options.deadlineMs ?? 5000, token: options.token };
+  if (options.service) {
+    defaults.tokenSource = serviceTokenSource(
+      promiseClient(AuthServiceService, channel, defaults),
+      options.service,
+    );
+  }
+  return build(channel, defaults);
 }
 
 export interface FieldViolation {

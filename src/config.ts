@@ -71,8 +71,33 @@ export const CONFIG_SCHEMA = {
     ['development', 'production', 'test'],
     'development',
   ),
-  GRPC_HOST: str('Address the gRPC server listens on', '0.0.0.0'),
+  GRPC_HOST: str(
+    'Address the gRPC server listens on (set 0.0.0.0 in a container; in production a non-loopback address needs TLS or GRPC_ALLOW_PLAINTEXT)',
+    '127.0.0.1',
+  ),
   GRPC_PORT: int('Port the gRPC server listens on (0: a free port)', 50051, 0, 65535),
+  GRPC_TLS_CERT_FILE: str(
+    'PEM certificate chain of the gRPC port: with GRPC_TLS_KEY_FILE the port speaks TLS only (reloaded on SIGHUP)',
+    '',
+    {
+      nonEmpty: false,
+    },
+  ),
+  GRPC_TLS_KEY_FILE: str('PEM private key of GRPC_TLS_CERT_FILE', '', { nonEmpty: false }),
+  GRPC_TLS_CLIENT_CA_FILE: str(
+    'PEM CA whose client certificates are verified (mutual TLS); a verified certificate of a service account authenticates it',
+    '',
+    { nonEmpty: false },
+  ),
+  GRPC_TLS_CLIENT_AUTH: oneOf(
+    'With GRPC_TLS_CLIENT_CA_FILE: `require` refuses a connection without a valid client certificate; `optional` accepts it (callers then need a token)',
+    ['require', 'optional'],
+    'require',
+  ),
+  GRPC_ALLOW_PLAINTEXT: bool(
+    'Allow plaintext on a non-loopback GRPC_HOST in production (behind a mesh sidecar that terminates TLS)',
+    false,
+  ),
   TRUSTED_PROXIES: {
     doc: 'Proxies whose `x-forwarded-for` is believed (comma-separated IPs or CIDRs): a call from one of them comes from the right-most untrusted address in that header; from anyone else, from its own address',
     type: { kind: 'cidrs' },
@@ -129,7 +154,42 @@ export const CONFIG_SCHEMA = {
   ),
   JWT_ISSUER: str('`iss` claim of access tokens', 'connectsphere-auth'),
   JWT_AUDIENCE: str('`aud` claim of access tokens', 'connectsphere'),
+  JWT_ALGORITHM: oneOf(
+    'Signature of access tokens: HS256 (with SECRET_KEY) or ES256/EdDSA (with JWT_PRIVATE_KEY_FILE; other services can verify them with the JWK Set)',
+    ['HS256', 'ES256', 'EdDSA'],
+    'HS256',
+  ),
+  JWT_PRIVATE_KEY_FILE: str(
+    'PEM private key (P-256 for ES256, Ed25519 for EdDSA) signing access tokens',
+    '',
+    {
+      nonEmpty: false,
+      sensitive: false,
+    },
+  ),
+  JWT_PREVIOUS_PUBLIC_KEY_FILES: str(
+    'Comma-separated PEM public keys that still verify tokens during a key rotation (served in the JWK Set)',
+    '',
+    { nonEmpty: false },
+  ),
   ACCESS_TOKEN_EXPIRE_MINUTES: int('Access-token lifetime in minutes', 30, 1, 1440),
+  SERVICE_TOKEN_EXPIRE_MINUTES: int(
+    'Service-account access-token lifetime in minutes (no refresh token)',
+    15,
+    1,
+    1440,
+  ),
+  SERVICE_SECRET_OVERLAP_S: int(
+    'After `service-account rotate`, how long the previous client secret keeps working',
+    3_600,
+    0,
+    30 * 86_400,
+  ),
+  INTROSPECTION_AUTH: oneOf(
+    'ValidateToken: `none` answers anyone; `required` needs a service identity with scope tokens.introspect; `auto`: required in production, none otherwise',
+    ['auto', 'none', 'required'],
+    'auto',
+  ),
   REFRESH_TOKEN_EXPIRE_DAYS: int('Refresh-token lifetime in days', 14, 1, 365),
   REFRESH_REUSE_GRACE_SECONDS: int(
     'A refresh token presented again this soon after its rotation gets a new pair instead of ending the session (0: strict)',
@@ -332,12 +392,42 @@ const convictSchema = Object.fromEntries(
   }),
 );
 
+/** A host name or address that only this machine can reach. */
+export const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/** INTROSPECTION_AUTH=auto: required in production, none otherwise. */
+export const introspectionRequired = (c: Pick<AppConfig, 'INTROSPECTION_AUTH' | 'NODE_ENV'>): boolean =>
+  c.INTROSPECTION_AUTH === 'required' || (c.INTROSPECTION_AUTH === 'auto' && c.NODE_ENV === 'production');
+
 /** Rules across knobs, or that depend on NODE_ENV; each returns a message naming the variable. */
 function crossChecks(c: AppConfig): string[] {
   const problems: string[] = [];
   if (c.DB_POOL_MIN > c.DB_POOL_MAX) {
     problems.push(
       `DB_POOL_MIN: must not exceed DB_POOL_MAX (${c.DB_POOL_MAX}): value was "${c.DB_POOL_MIN}"`,
+    );
+  }
+  if (Boolean(c.GRPC_TLS_CERT_FILE) !== Boolean(c.GRPC_TLS_KEY_FILE)) {
+    problems.push('GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both (TLS) or neither (plaintext)');
+  }
+  if (c.GRPC_TLS_CLIENT_CA_FILE && !c.GRPC_TLS_CERT_FILE) {
+    problems.push(
+      'GRPC_TLS_CLIENT_CA_FILE: needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE (mutual TLS is TLS first)',
+    );
+  }
+  if (c.JWT_ALGORITHM !== 'HS256' && !c.JWT_PRIVATE_KEY_FILE) {
+    problems.push(`JWT_PRIVATE_KEY_FILE: required with JWT_ALGORITHM=${c.JWT_ALGORITHM} (a PEM private key)`);
+  }
+  if (
+    c.NODE_ENV === 'production' &&
+    !c.GRPC_TLS_CERT_FILE &&
+    !c.GRPC_ALLOW_PLAINTEXT &&
+    !isLoopback(c.GRPC_HOST)
+  ) {
+    problems.push(
+      `GRPC_HOST: ${c.GRPC_HOST} is reachable from other machines and the port would be plaintext in production; ` +
+        'set GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE, or GRPC_ALLOW_PLAINTEXT=true behind a mesh sidecar that terminates TLS',
     );
   }
   if (c.NODE_ENV === 'production') {

@@ -46,6 +46,8 @@ async function runServer(config: AppConfig, logger: Logger): Promise<void> {
   const app = await startApp(config, logger);
   if (cluster.isWorker) process.send?.({ type: 'serving', port: app.port } satisfies Message);
   onStopSignal(logger, config.SHUTDOWN_GRACE_MS, () => app.stop());
+  // SIGHUP: read the TLS certificate files again (rotation without a restart)
+  process.on('SIGHUP', () => void app.reloadTls().catch(() => {}));
 }
 
 async function runPrimary(config: AppConfig, logger: Logger, workers: number): Promise<void> {
@@ -76,6 +78,9 @@ async function runPrimary(config: AppConfig, logger: Logger, workers: number): P
     setTimeout(fork, 1000);
   });
   for (let i = 0; i < workers; i++) fork();
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 
   onStopSignal(logger, config.SHUTDOWN_GRACE_MS, async () => {
     stopping = true;

@@ -3,7 +3,7 @@
  * services depend only on these, so their logic can be read (and tested, see test/unit) without a
  * database. Writes that must commit together take a `Tx` from `Transactions.run`.
  */
-import type { Caller } from './caller.js';
+import type { Scope, UserCaller } from './caller.js';
 import type { Reservation, ThrottleKey } from './throttle.js';
 
 declare const txBrand: unique symbol;
@@ -104,9 +104,9 @@ export interface UserStore {
   /** The user (null if none) and the caller as stored now (null unless its session is live), read in one statement. */
   findForCaller(
     lookup: UserLookup,
-    caller: Caller,
+    caller: UserCaller,
     signal?: AbortSignal,
-  ): Promise<{ caller: Caller | null; user: UserRecord | null }>;
+  ): Promise<{ caller: UserCaller | null; user: UserRecord | null }>;
   /** The active users among `ids` (any order, each once). */
   findManyByIds(ids: string[]): Promise<UserRecord[]>;
   /** Active users in registration order (created_at, id). */
@@ -138,7 +138,7 @@ export interface SessionStore {
   /** The user's live sessions, newest first. */
   listLive(userId: string): Promise<SessionInfo[]>;
   /** The caller with its user's current email and roles, if the session is live and the user not deleted. */
-  liveCaller(caller: Caller, signal?: AbortSignal): Promise<Caller | null>;
+  liveCaller(caller: UserCaller, signal?: AbortSignal): Promise<UserCaller | null>;
   /**
    * Exchanges a refresh token (by hash) for `next`, atomically: exactly one of concurrent callers
    * wins. A used token is a replay (the session is ended) unless it is the one just rotated away and
@@ -152,6 +152,39 @@ export interface SessionStore {
   ): Promise<RotateResult>;
   /** Ends the session the refresh token belongs to (any of its tokens); no-op if none or ended. */
   endByRefreshToken(hash: string): Promise<void>;
+}
+
+/** A service account: another service's identity, with the scopes it may use. */
+export interface ServiceAccount {
+  id: string;
+  name: string;
+  clientId: string;
+  scopes: Scope[];
+  /** A client-certificate name that also identifies it (besides `<name>.service`). */
+  certName: string | null;
+  createTime: Date;
+  rotateTime: Date | undefined;
+}
+
+export interface ServiceAccountStore {
+  /** ALREADY_EXISTS for a name in use. */
+  insert(
+    account: Omit<ServiceAccount, 'createTime' | 'rotateTime'> & { secretHash: string },
+  ): Promise<ServiceAccount>;
+  list(): Promise<ServiceAccount[]>;
+  /** A new secret; the previous one keeps working for `overlapS`. Null if no such account. */
+  rotate(name: string, secretHash: string, overlapS: number): Promise<ServiceAccount | null>;
+  /** Deletes the account (its tokens stop working at once); false if no such account. */
+  remove(name: string): Promise<boolean>;
+  /** The account of a client id, with the hashes its secret may match now (the current one, and the previous during the overlap). */
+  findByClientId(
+    clientId: string,
+    signal?: AbortSignal,
+  ): Promise<{ account: ServiceAccount; secretHashes: string[] } | null>;
+  /** An active account by id (every call with a service token asks: batched). */
+  findActive(id: string, signal?: AbortSignal): Promise<ServiceAccount | null>;
+  /** The active account a client certificate names, by `<name>.service` or its certificate name. */
+  findByCertificateNames(names: readonly string[], signal?: AbortSignal): Promise<ServiceAccount | null>;
 }
 
 /** Attempt counters in storage shared by every instance (the rules: src/throttle.ts). */

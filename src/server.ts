@@ -23,6 +23,8 @@ export interface ServiceBinding {
 export interface GrpcServerOptions {
   host: string;
   port: number;
+  /** TLS (src/grpc/tls.ts) or, by default, plaintext. */
+  credentials?: ServerCredentials;
   maxReceiveBytes: number;
   services: ServiceBinding[];
   logger: Logger;
@@ -54,11 +56,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ? `[${options.host}]:${options.port}`
     : `${options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (err, bound) =>
       err ? reject(err) : resolve(bound),
     ),
   );
-  logger.info({ host: options.host, port }, 'gRPC server listening');
+  logger.info({ host: options.host, port, tls: Boolean(options.credentials) }, 'gRPC server listening');
 
   let stopping: Promise<{ forced: boolean }> | undefined;
   return {

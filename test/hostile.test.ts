@@ -16,6 +16,8 @@ import { Code } from '../src/client.js';
 import {
   AuthServiceService,
   ChangePasswordRequest,
+  GetJwksRequest,
+  IssueServiceTokenRequest,
   ListSessionsRequest,
   LoginRequest,
   LogoutRequest,
@@ -162,6 +164,14 @@ describe('hostile input on the wire', () => {
       ],
       [UserServiceService.deleteUser.path, DeleteUserRequest.encode({ id: other }).finish()],
       [AuthServiceService.listSessions.path, ListSessionsRequest.encode({}).finish()],
+      [
+        AuthServiceService.issueServiceToken.path,
+        IssueServiceTokenRequest.encode({
+          clientId: `svc_${'0'.repeat(32)}`,
+          clientSecret: 'x'.repeat(43),
+        }).finish(),
+      ],
+      [AuthServiceService.getJwks.path, GetJwksRequest.encode({}).finish()],
       [AuthServiceService.revokeSession.path, RevokeSessionRequest.encode({ sessionId: other }).finish()],
     ];
     methods = samples.map(([path, sample]) => {

@@ -146,10 +146,13 @@ describe('sessions: refresh rotation, replay detection, logout, introspection, p
     const claims = jwt.decode(tokens.accessToken) as { sid: string; exp: number };
     expect(res).to.deep.include({
       active: true,
+      tokenUse: 'user',
       userId,
       email: acct.email,
       roles: ['user'],
       sessionId: claims.sid,
+      serviceAccount: '',
+      scopes: [],
     });
     expect(res.expireTime?.getTime()).to.equal(claims.exp * 1000);
     for (const bad of [
@@ -166,12 +169,16 @@ describe('sessions: refresh rotation, replay detection, logout, introspection, p
         roles: [],
         sessionId: '',
         expireTime: undefined,
+        tokenUse: '',
+        serviceAccount: '',
+        scopes: [],
       });
     }
     const expired = jwt.sign(
       { email: acct.email, roles: ['user'], sid: claims.sid, token_use: 'access' },
       'dev-only-insecure-secret-change-me',
       {
+        keyid: (jwt.decode(tokens.accessToken, { complete: true })?.header.kid ?? '') as string,
         subject: userId,
         issuer: 'connectsphere-auth',
         audience: 'connectsphere',

@@ -14,6 +14,7 @@ describe('bearer authentication on UserService', () => {
   let email: string;
   let sessionId: string;
   let good: string;
+  let kid: string;
   const claims = () => ({ email, roles: ['user'], sid: sessionId, token_use: 'access' });
   const sign = (
     overrides: jwt.SignOptions = {},
@@ -22,6 +23,7 @@ describe('bearer authentication on UserService', () => {
   ) =>
     jwt.sign(payload, secret, {
       algorithm: 'HS256',
+      keyid: kid,
       subject: userId,
       issuer: 'connectsphere-auth',
       audience: 'connectsphere',
@@ -39,6 +41,7 @@ describe('bearer authentication on UserService', () => {
     email = acct.email;
     good = reg.tokens?.accessToken ?? '';
     sessionId = (jwt.decode(good) as { sid: string }).sid;
+    kid = jwt.decode(good, { complete: true })?.header.kid as string;
   });
   after(async () => {
     await s?.stop();
@@ -48,6 +51,7 @@ describe('bearer authentication on UserService', () => {
     expect((await getWith(good)).id).to.equal(userId);
     const decoded = jwt.decode(good, { complete: true });
     expect(decoded?.header.alg).to.equal('HS256');
+    expect(decoded?.header.kid, 'the key id').to.be.a('string').with.length.greaterThan(10);
     expect(decoded?.payload).to.include({
       sub: userId,
       email,
@@ -83,6 +87,18 @@ describe('bearer authentication on UserService', () => {
     ['expired', () => sign({ expiresIn: -10 })],
     ['not yet valid', () => sign({ notBefore: 600 })],
     ['signed with another key', () => sign({}, 'another-secret-key-another-secret-key')],
+    [
+      'without a kid',
+      () =>
+        jwt.sign(claims(), DEV_SECRET_KEY, {
+          algorithm: 'HS256',
+          subject: userId,
+          issuer: 'connectsphere-auth',
+          audience: 'connectsphere',
+          expiresIn: 60,
+        }),
+    ],
+    ['naming an unknown kid', () => sign({ keyid: 'not-a-key-of-ours' })],
     ['from another issuer', () => sign({ issuer: 'evil' })],
     ['for another audience', () => sign({ audience: 'other-service' })],
     [

@@ -1,9 +1,16 @@
 import type { AuthServiceService } from '../../src/gen/connectsphere/auth/v1/auth.js';
 import type { ServiceHandlers } from '../../src/grpc/adapter.js';
 import type { PublicContext } from '../../src/grpc/context.js';
-import { toSessionMessage, toTokenPair, toUserMessage } from '../../src/grpc/mappers.js';
+import {
+  type JwkSet,
+  toJwksMessage,
+  toSessionMessage,
+  toTokenPair,
+  toUserMessage,
+} from '../../src/grpc/mappers.js';
 import type { AUTH_POLICY } from '../../src/grpc/policy.js';
 import type { AuthService, Origin } from './auth.service.js';
+import type { ServiceTokenIssuer } from './service-accounts.service.js';
 
 const originOf = (ctx: PublicContext): Origin => ({
   clientAddress: ctx.clientAddress,
@@ -13,6 +20,8 @@ const originOf = (ctx: PublicContext): Origin => ({
 
 export function createAuthHandlers(
   auth: AuthService,
+  serviceTokens: ServiceTokenIssuer,
+  jwks: () => JwkSet,
 ): ServiceHandlers<typeof AuthServiceService, typeof AUTH_POLICY> {
   return {
     async register(req, ctx) {
@@ -42,6 +51,9 @@ export function createAuthHandlers(
         roles: t.roles ?? [],
         sessionId: t.sessionId ?? '',
         expireTime: t.expireTime,
+        tokenUse: t.tokenUse ?? '',
+        serviceAccount: t.serviceAccount ?? '',
+        scopes: t.scopes ?? [],
       };
     },
     async changePassword(req, ctx) {
@@ -58,6 +70,15 @@ export function createAuthHandlers(
     async revokeSession(req, ctx) {
       await auth.revokeSession(ctx.caller, req.sessionId);
       return {};
+    },
+    async issueServiceToken(req, ctx) {
+      return serviceTokens.issueToken(
+        { clientId: req.clientId, clientSecret: req.clientSecret },
+        originOf(ctx),
+      );
+    },
+    async getJwks() {
+      return toJwksMessage(jwks());
     },
   };
 }

@@ -4,7 +4,7 @@
  * token signing come in as dependencies (wired in src/app.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type { Caller } from '../../src/caller.js';
+import type { UserCaller } from '../../src/caller.js';
 import {
   InvalidArgumentError,
   notFound,
@@ -17,6 +17,7 @@ import type {
   AttemptThrottle,
   IssuedTokens,
   NewSession,
+  ServiceAccountStore,
   SessionInfo,
   SessionStore,
   Transactions,
@@ -51,6 +52,7 @@ export interface AuthDeps {
   transactions: Transactions;
   users: UserStore;
   sessions: SessionStore;
+  serviceAccounts: ServiceAccountStore;
   hasher: PasswordHasher;
   strength: PasswordStrength;
   tokens: TokenService;
@@ -75,6 +77,9 @@ export interface SignedIn {
 
 export interface Introspection {
   active: boolean;
+  tokenUse?: 'user' | 'service';
+  serviceAccount?: string;
+  scopes?: string[];
   userId?: string;
   email?: string;
   roles?: string[];
@@ -109,8 +114,18 @@ const required = (field: string, value: string, what: string) => {
 export type AuthService = ReturnType<typeof createAuthService>;
 
 export function createAuthService(deps: AuthDeps) {
-  const { transactions, users, sessions, hasher, strength, tokens, throttle, checkCurrentPassword, policy } =
-    deps;
+  const {
+    transactions,
+    users,
+    sessions,
+    serviceAccounts,
+    hasher,
+    strength,
+    tokens,
+    throttle,
+    checkCurrentPassword,
+    policy,
+  } = deps;
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = (origin: Origin) => {
     const refresh = tokens.newRefreshToken();
@@ -124,12 +139,12 @@ export function createAuthService(deps: AuthDeps) {
     return { session, refresh };
   };
 
-  const issue = (
+  const issue = async (
     user: UserRecord,
     sessionId: string,
     refresh: { token: string; expiresIn: number },
-  ): IssuedTokens => {
-    const access = tokens.signAccess({
+  ): Promise<IssuedTokens> => {
+    const access = await tokens.signAccess({
       kind: 'user',
       userId: user.id,
       email: user.email,
@@ -184,7 +199,7 @@ export function createAuthService(deps: AuthDeps) {
         await sessions.create(created.id, session, tx);
         return created;
       }, origin.signal);
-      return { user, tokens: issue(user, session.sessionId, refresh) };
+      return { user, tokens: await issue(user, session.sessionId, refresh) };
     },
 
     /**
@@ -231,7 +246,7 @@ export function createAuthService(deps: AuthDeps) {
       const { passwordHash: _, ...user } = found;
       const { session, refresh } = openSession(origin);
       await sessions.create(user.id, session);
-      return { user, tokens: issue(user, session.sessionId, refresh) };
+      return { user, tokens: await issue(user, session.sessionId, refresh) };
     },
 
     async refresh(refreshToken: string): Promise<IssuedTokens> {
@@ -244,7 +259,7 @@ export function createAuthService(deps: AuthDeps) {
         { graceS: policy.refreshReuseGraceS, maxLifetimeS: policy.sessionMaxLifetimeS },
       );
       if (result.outcome === 'rotated' || result.outcome === 'grace')
-        return issue(result.user, result.sessionId, next);
+        return await issue(result.user, result.sessionId, next);
       throw unauthenticated(result.outcome === 'replay' ? REPLAYED_REFRESH : BAD_REFRESH);
     },
 
@@ -258,24 +273,38 @@ export function createAuthService(deps: AuthDeps) {
     /** RFC 7662-style introspection: a signature check and one lookup of the session with its user's current email and roles. */
     async validate(accessToken: string, signal?: AbortSignal): Promise<Introspection> {
       required('access_token', accessToken, 'the access token to check, without "Bearer "');
-      const verified = tokens.verifyAccess(accessToken);
+      const verified = await tokens.verifyAccess(accessToken);
       if (!verified) return { active: false };
-      const live = await sessions.liveCaller(verified.caller, signal);
+      const expireTime = new Date(verified.exp * 1000);
+      const { caller } = verified;
+      if (caller.kind === 'service') {
+        const account = await serviceAccounts.findActive(caller.serviceId, signal);
+        if (!account) return { active: false };
+        return {
+          active: true,
+          tokenUse: 'service',
+          serviceAccount: account.name,
+          scopes: account.scopes,
+          expireTime,
+        };
+      }
+      const live = await sessions.liveCaller(caller, signal);
       if (!live) return { active: false };
       return {
         active: true,
+        tokenUse: 'user',
         userId: live.userId,
         email: live.email,
         roles: [...live.roles],
         sessionId: live.sessionId,
-        expireTime: new Date(verified.exp * 1000),
+        expireTime,
       };
     },
 
     /** Checks the current password (throttled per user), sets the new one, ends every session of the
      * user (this one included) and opens a new session, whose tokens are returned. */
     async changePassword(
-      caller: Caller,
+      caller: UserCaller,
       input: { currentPassword: string; newPassword: string },
       origin: Origin,
     ): Promise<IssuedTokens> {
@@ -302,17 +331,17 @@ export function createAuthService(deps: AuthDeps) {
       });
       if (!changed) throw unauthenticated('the password was changed meanwhile; log in again');
       const { passwordHash: _, ...user } = found;
-      return issue(user, session.sessionId, refresh);
+      return await issue(user, session.sessionId, refresh);
     },
 
     /** The caller's live sessions, newest first, marking the calling one. */
-    async listSessions(caller: Caller): Promise<(SessionInfo & { current: boolean })[]> {
+    async listSessions(caller: UserCaller): Promise<(SessionInfo & { current: boolean })[]> {
       const list = await sessions.listLive(caller.userId);
       return list.map((s) => ({ ...s, current: s.id === caller.sessionId }));
     },
 
     /** Ends one of the caller's own sessions; another user's (or an unknown or ended one) is NOT_FOUND. */
-    async revokeSession(caller: Caller, sessionId: string): Promise<void> {
+    async revokeSession(caller: UserCaller, sessionId: string): Promise<void> {
       const v = new Violations();
       checkUuid(v, 'session_id', sessionId);
       v.throwIfAny();

@@ -9,7 +9,7 @@
  * - ListUsers is the whole directory for admins, a display-name search for everyone else;
  * - no change may leave the system without an admin.
  */
-import { type Caller, isAdmin } from '../../src/caller.js';
+import { type Caller, hasScope, isAdmin, type UserCaller } from '../../src/caller.js';
 import {
   BAD_ACCESS_TOKEN,
   failedPrecondition,
@@ -133,9 +133,13 @@ export function resolveUpdate(input: UpdateInput, mask: string[] | undefined): U
   return patch;
 }
 
-/** What `caller` may see of `user`: all of its own record, all for an admin, else the public profile. */
+/** Whether `caller` sees every field of any user: an admin, or a service with users.read.private. */
+const seesPrivate = (caller: Caller) => isAdmin(caller) || hasScope(caller, 'users.read.private');
+
+/** What `caller` may see of `user`: all of its own record, all for an admin (or a service with
+ * users.read.private), else the public profile. */
 export function viewFor(caller: Caller, user: UserRecord): UserView {
-  if (caller.userId === user.id || isAdmin(caller)) return user;
+  if ((caller.kind === 'user' && caller.userId === user.id) || seesPrivate(caller)) return user;
   return { id: user.id, displayName: user.displayName, createTime: user.createTime };
 }
 
@@ -183,11 +187,19 @@ export function createUserService({
       if (lookup.by === 'id') checkUuid(v, 'id', lookup.id);
       const email = lookup.by === 'email' ? checkEmailLookup(v, 'email', lookup.email) : '';
       v.throwIfAny();
-      const found = await users.findForCaller(
-        lookup.by === 'id' ? { id: lookup.id.toLowerCase() } : { email },
-        caller,
-        signal,
-      );
+      const key = lookup.by === 'id' ? { id: lookup.id.toLowerCase() } : { email };
+      if (caller.kind === 'service') {
+        // proven live by the authentication step; by email only with users.read.private
+        if (lookup.by === 'email' && !seesPrivate(caller)) {
+          throw permissionDenied('a lookup by email needs the scope users.read.private');
+        }
+        const user =
+          lookup.by === 'id' ? await users.findById(lookup.id.toLowerCase()) : await users.findByEmail(email);
+        if (!user)
+          throw notFound(lookup.by === 'id' ? `user ${lookup.id} not found` : 'no user with this email');
+        return viewFor(caller, user);
+      }
+      const found = await users.findForCaller(key, caller, signal);
       const me = found.caller;
       if (!me) throw unauthenticated(BAD_ACCESS_TOKEN);
       // By email: only one's own address (or any, for an admin), decided before existence shows.
@@ -216,7 +228,7 @@ export function createUserService({
     },
 
     /** AIP-158 keyset pagination in registration order: the directory for admins, a name search for others. */
-    async list(caller: Caller, input: { pageSize: number; pageToken: string; query: string }) {
+    async list(caller: UserCaller, input: { pageSize: number; pageToken: string; query: string }) {
       const admin = isAdmin(caller);
       const v = new Violations();
       if (input.pageSize < 0) v.add('page_size', 'must not be negative');
@@ -260,7 +272,7 @@ export function createUserService({
      * any value is looked at; a user changing their own email proves it with current_password.
      */
     async update(
-      caller: Caller,
+      caller: UserCaller,
       input: UpdateInput & { currentPassword: string },
       mask: string[] | undefined,
       options: RunOptions = {},
@@ -291,7 +303,7 @@ export function createUserService({
     },
 
     /** Soft delete by the user themself or an admin: sessions end, the address becomes free; never the last admin. */
-    async remove(caller: Caller, id: string): Promise<void> {
+    async remove(caller: UserCaller, id: string): Promise<void> {
       const v = new Violations();
       checkUuid(v, 'id', id);
       v.throwIfAny();

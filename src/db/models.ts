@@ -85,6 +85,38 @@ export function defineModels(sequelize: Sequelize): void {
     },
   );
 
+  // Service accounts: other services' identities. Only hashes of their secrets are stored (SHA-256:
+  // a 256-bit random secret needs no slow hash); the previous one keeps working until it expires.
+  sequelize.define(
+    'ServiceAccount',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true },
+      name: { type: DataTypes.TEXT, allowNull: false },
+      clientId: { type: DataTypes.TEXT, allowNull: false, unique: 'service_accounts_client_id_key' },
+      secretHash: { type: DataTypes.TEXT, allowNull: false },
+      previousSecretHash: { type: DataTypes.TEXT, allowNull: true },
+      previousSecretExpiresAt: { type: DataTypes.DATE, allowNull: true },
+      scopes: { type: DataTypes.ARRAY(DataTypes.TEXT), allowNull: false },
+      certName: { type: DataTypes.TEXT, allowNull: true },
+      createdAt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      rotatedAt: { type: DataTypes.DATE, allowNull: true },
+      deletedAt: { type: DataTypes.DATE, allowNull: true },
+    },
+    {
+      tableName: 'service_accounts',
+      underscored: true,
+      timestamps: false,
+      indexes: [
+        {
+          name: 'service_accounts_name_active_key',
+          unique: true,
+          fields: ['name'],
+          where: { deleted_at: null },
+        },
+      ],
+    },
+  );
+
   // Attempt counters (failed logins by account, address and pair; wrong current passwords by user):
   // in the database, so every server instance enforces the same limits. See src/throttle.ts.
   sequelize.define(

@@ -1,4 +1,4 @@
-import type { Caller } from '../caller.js';
+import type { UserCaller } from '../caller.js';
 import type { RevokeReason, RotateResult, SessionInfo, SessionStore, UserRecord } from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
@@ -102,7 +102,7 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
         )
         .then((rows) => rows.map((r) => ({ ...r, lastRefreshTime: r.lastRefreshTime ?? undefined }))),
 
-    async liveCaller(caller: Caller, signal) {
+    async liveCaller(caller: UserCaller, signal) {
       const row = await liveSession(caller.sessionId, signal);
       return row && row.userId === caller.userId ? { ...caller, email: row.email, roles: row.roles } : null;
     },

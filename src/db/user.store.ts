@@ -1,5 +1,5 @@
 import { UniqueConstraintError } from 'sequelize';
-import type { Caller } from '../caller.js';
+import type { UserCaller } from '../caller.js';
 import { alreadyExists } from '../errors.js';
 import type { ListQuery, UserCredentials, UserRecord, UserStore } from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
@@ -122,7 +122,7 @@ export function createUserStore(db: Database, batching: BatcherOptions): UserSto
   const forCallerByEmail = forCaller('text', 'email');
 
   return {
-    async findForCaller(lookup, caller: Caller, signal) {
+    async findForCaller(lookup, caller: UserCaller, signal) {
       const { sessionId, userId } = caller;
       const found = await ('id' in lookup
         ? forCallerById({ sessionId, userId, target: lookup.id }, signal)

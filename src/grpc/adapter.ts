@@ -41,6 +41,19 @@ export type ServiceHandlers<S extends Record<string, UnaryMethod>, P extends Pol
   ) => Promise<Parameters<S[K]['responseSerialize']>[0]>;
 };
 
+/** The subject CN and DNS names of the client certificate mutual TLS verified (grpc-js reports only verified ones). */
+function certificateNames(call: ServerUnaryCall<unknown, unknown>): string[] {
+  const cert = call.getAuthContext?.().sslPeerCertificate;
+  if (!cert) return [];
+  const cn = cert.subject?.CN;
+  const dns = (cert.subjectaltname ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4));
+  return [...new Set([...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...dns])];
+}
+
 const USER_AGENT_MAX = 256;
 /** The `user-agent` metadata as printable text of at most 256 characters ('' if none). */
 function userAgentOf(metadata: Metadata): string {
@@ -83,6 +96,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         signal: controller.signal,
         peer: call.getPeer(),
         clientAddress: '',
+        certificateNames: certificateNames(call),
         caller: undefined,
         live: true,
       };

@@ -5,7 +5,7 @@
  * carrying the gRPC status, so the steps outside it (the log line) see the final code.
  */
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
-import type { Caller } from '../caller.js';
+import type { Caller, UserCaller } from '../caller.js';
 import type { CallPolicy } from './policy.js';
 
 export interface MethodInfo {
@@ -25,6 +25,8 @@ export interface CallContext {
   readonly peer: string;
   /** Where the call comes from (the client address step; see TRUSTED_PROXIES). */
   clientAddress: string;
+  /** The subject CN and DNS names of the client certificate, when mutual TLS verified one. */
+  readonly certificateNames: readonly string[];
   /** Set by the authentication step for bearer methods. */
   caller: Caller | undefined;
   /** True once the caller's login session is proven live (always for public methods). */
@@ -62,16 +64,18 @@ export interface PublicContext {
   /** The `user-agent` metadata, cut to 256 characters of printable text. */
   readonly userAgent: string;
 }
-export interface AuthedContext extends PublicContext {
-  readonly caller: Caller;
+export interface AuthedContext<C extends Caller = Caller> extends PublicContext {
+  readonly caller: C;
 }
-export interface SessionInHandlerContext extends AuthedContext {
+export interface SessionInHandlerContext<C extends Caller = Caller> extends AuthedContext<C> {
   /** The handler's own query has confirmed that the caller's session is live. */
   confirmLive(): void;
 }
 
-export type HandlerContextFor<P extends CallPolicy> = P extends { auth: 'public' }
+type CallerFor<P> = P extends { services: readonly unknown[] } ? Caller : UserCaller;
+
+export type HandlerContextFor<P extends CallPolicy> = P extends { auth: 'public' } | { auth: 'introspection' }
   ? PublicContext
   : P extends { session: 'in-handler' }
-    ? SessionInHandlerContext
-    : AuthedContext;
+    ? SessionInHandlerContext<CallerFor<P>>
+    : AuthedContext<CallerFor<P>>;

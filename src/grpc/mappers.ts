@@ -1,5 +1,5 @@
 /** Domain records → proto messages, shared by both services' handlers. */
-import type { Session, TokenPair } from '../gen/connectsphere/auth/v1/auth.js';
+import type { GetJwksResponse, Session, TokenPair } from '../gen/connectsphere/auth/v1/auth.js';
 import type { User } from '../gen/connectsphere/user/v1/user.js';
 import type { IssuedTokens, SessionInfo, UserView } from '../ports.js';
 
@@ -28,4 +28,29 @@ export const toSessionMessage = (s: SessionInfo & { current: boolean }): Session
   clientAddress: s.clientAddress,
   userAgent: s.userAgent,
   current: s.current,
+});
+
+/** A JWK Set as the key ring makes it (RFC 7517 members, all optional strings). */
+export interface JwkSet {
+  keys: readonly {
+    kty?: string;
+    kid?: string;
+    alg?: string;
+    use?: string;
+    crv?: string;
+    x?: string;
+    y?: string;
+  }[];
+}
+
+export const toJwksMessage = (set: JwkSet): GetJwksResponse => ({
+  keys: set.keys.map((k) => ({
+    kty: k.kty ?? '',
+    kid: k.kid ?? '',
+    alg: k.alg ?? '',
+    use: k.use ?? '',
+    crv: k.crv ?? '',
+    x: k.x ?? '',
+    y: k.y ?? '',
+  })),
 });

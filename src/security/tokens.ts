@@ -1,15 +1,21 @@
 /**
- * Access tokens: HS256 JWTs with sub, email, roles, sid (login session), jti, iat, exp, iss and aud.
- * The key is a KeyObject (jsonwebtoken parses a string secret as a possible PEM on every call, ~50x
- * slower), and verification pins the algorithm, issuer and audience.
+ * Access tokens: JWTs signed by the key ring (keys.ts) with `kid`, `iss`, `aud`, `exp`, `iat`,
+ * `jti`, `sub` and `token_use`. A user's carries email, roles and `sid` (its login session); a
+ * service account's carries `scope` (space-separated, as OAuth) and `svc` (its name), and has no
+ * refresh token. Verification picks the key by `kid` and accepts only that key's algorithm: a token
+ * naming another algorithm (HS256 signed with a public key as the secret, `none`, ...) is refused.
  * Refresh tokens: 256 random bits, base64url; only their SHA-256 is stored.
+ *
+ * Signing and verification use jose (jsonwebtoken has no EdDSA); verified tokens are cached by
+ * their exact text, so a client reusing its token skips the signature work.
  */
-import { createHash, createSecretKey, randomBytes, randomUUID } from 'node:crypto';
-import jwt from 'jsonwebtoken';
-import type { Caller } from '../caller.js';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { type Caller, isScope, type Scope, type ServiceCaller, type UserCaller } from '../caller.js';
 import type { AppConfig } from '../config.js';
+import type { KeyRing } from './keys.js';
 
-/** A valid access token: who it was issued to (email and roles as of its issue) and its expiry. */
+/** A valid access token: who it was issued to (for a user, email and roles as of its issue) and its expiry. */
 export interface VerifiedToken {
   caller: Caller;
   /** Expiry, seconds since the epoch. */
@@ -17,80 +23,116 @@ export interface VerifiedToken {
 }
 
 export interface TokenService {
-  signAccess(caller: Caller): { token: string; expiresIn: number };
-  /** A valid access token's caller, or null for anything else (bad, expired, forged, wrong alg). */
-  verifyAccess(token: string): VerifiedToken | null;
+  signAccess(caller: UserCaller): Promise<{ token: string; expiresIn: number }>;
+  signService(service: Omit<ServiceCaller, 'via'>): Promise<{ token: string; expiresIn: number }>;
+  /** A valid access token's caller, or null for anything else (bad, expired, forged, wrong alg or kid). */
+  verifyAccess(token: string): Promise<VerifiedToken | null>;
   newRefreshToken(): { token: string; hash: string; expiresAt: Date; expiresIn: number };
   hashRefreshToken(token: string): string;
 }
 
 export type TokenConfig = Pick<
   AppConfig,
-  'SECRET_KEY' | 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_EXPIRE_MINUTES' | 'REFRESH_TOKEN_EXPIRE_DAYS'
+  | 'JWT_ISSUER'
+  | 'JWT_AUDIENCE'
+  | 'ACCESS_TOKEN_EXPIRE_MINUTES'
+  | 'REFRESH_TOKEN_EXPIRE_DAYS'
+  | 'SERVICE_TOKEN_EXPIRE_MINUTES'
 >;
 
-const TOKEN_USE = 'access';
 const VERIFIED_CACHE_MAX = 10_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export function createTokenService(config: TokenConfig): TokenService {
-  const key = createSecretKey(Buffer.from(config.SECRET_KEY, 'utf8'));
+/** The caller a verified payload describes, or null when its claims do not have our shape. */
+function callerOf(p: JWTPayload): Caller | null {
+  const { sub } = p;
+  if (typeof sub !== 'string' || !UUID.test(sub)) return null;
+  if (p.token_use === 'access') {
+    const { email, roles, sid } = p as JWTPayload & { email?: unknown; roles?: unknown; sid?: unknown };
+    if (typeof sid !== 'string' || !UUID.test(sid) || typeof email !== 'string') return null;
+    if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return null;
+    return { kind: 'user', userId: sub, email, roles, sessionId: sid };
+  }
+  if (p.token_use === 'service') {
+    const { scope, svc } = p as JWTPayload & { scope?: unknown; svc?: unknown };
+    if (typeof scope !== 'string' || typeof svc !== 'string') return null;
+    const scopes = scope.split(' ').filter(Boolean);
+    if (!scopes.every(isScope)) return null;
+    return { kind: 'service', serviceId: sub, name: svc, scopes: scopes as Scope[], via: 'token' };
+  }
+  return null;
+}
+
+export function createTokenService(config: TokenConfig, keys: KeyRing): TokenService {
   const issuer = config.JWT_ISSUER;
   const audience = config.JWT_AUDIENCE;
   const accessTtlS = config.ACCESS_TOKEN_EXPIRE_MINUTES * 60;
+  const serviceTtlS = config.SERVICE_TOKEN_EXPIRE_MINUTES * 60;
   const refreshTtlS = config.REFRESH_TOKEN_EXPIRE_DAYS * 86_400;
+  const algorithms = [...new Set([...keys.verification.values()].map((k) => k.alg))];
+  const { signing } = keys;
 
-  /** Full verification: signature (HS256 only), issuer, audience, expiry, not-before, claim shapes. */
-  const verify = (token: string): VerifiedToken | null => {
-    let payload: jwt.JwtPayload | string;
+  const sign = (claims: JWTPayload, subject: string, ttlS: number) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: 'JWT' })
+      .setSubject(subject)
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlS)
+      .setJti(randomUUID())
+      .sign(signing.key);
+
+  /** Full verification: the key its kid names, that key's algorithm only, iss, aud, exp, nbf, claim shapes. */
+  const verify = async (token: string): Promise<VerifiedToken | null> => {
     try {
-      payload = jwt.verify(token, key, { algorithms: ['HS256'], issuer, audience, complete: false });
+      const { payload } = await jwtVerify(
+        token,
+        (header) => {
+          const key = header.kid === undefined ? undefined : keys.verification.get(header.kid);
+          if (!key || key.alg !== header.alg) throw new Error('no key for this kid and algorithm');
+          return key.key;
+        },
+        { issuer, audience, algorithms, requiredClaims: ['exp', 'sub', 'iat'] },
+      );
+      const caller = callerOf(payload);
+      return caller && typeof payload.exp === 'number' ? { caller, exp: payload.exp } : null;
     } catch {
       return null;
     }
-    if (typeof payload !== 'object' || payload.token_use !== TOKEN_USE) return null;
-    const { sub, email, roles, sid, exp } = payload as jwt.JwtPayload & {
-      email?: unknown;
-      roles?: unknown;
-      sid?: unknown;
-    };
-    if (typeof sub !== 'string' || !UUID.test(sub)) return null;
-    if (typeof sid !== 'string' || !UUID.test(sid)) return null;
-    if (typeof email !== 'string' || typeof exp !== 'number') return null;
-    if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return null;
-    return { caller: { kind: 'user', userId: sub, email, roles, sessionId: sid }, exp };
   };
 
-  // Verified tokens, so a client reusing its token skips the HMAC and JSON work. Only tokens that
-  // passed full verification enter; the expiry is checked again on every hit; the exact token
-  // string is the key, so a forgery never matches. Oldest out first past VERIFIED_CACHE_MAX.
+  // Only tokens that passed full verification enter; the expiry is checked again on every hit; the
+  // exact token string is the key, so a forgery never matches. Oldest out first past the bound.
   const verified = new Map<string, VerifiedToken>();
 
   return {
-    signAccess(caller) {
-      const token = jwt.sign(
-        { email: caller.email, roles: caller.roles, sid: caller.sessionId, token_use: TOKEN_USE },
-        key,
-        {
-          algorithm: 'HS256',
-          subject: caller.userId,
-          issuer,
-          audience,
-          expiresIn: accessTtlS,
-          jwtid: randomUUID(),
-        },
+    async signAccess(caller) {
+      const token = await sign(
+        { email: caller.email, roles: [...caller.roles], sid: caller.sessionId, token_use: 'access' },
+        caller.userId,
+        accessTtlS,
       );
       return { token, expiresIn: accessTtlS };
     },
 
-    verifyAccess(token) {
+    async signService(service) {
+      const token = await sign(
+        { scope: service.scopes.join(' '), svc: service.name, token_use: 'service' },
+        service.serviceId,
+        serviceTtlS,
+      );
+      return { token, expiresIn: serviceTtlS };
+    },
+
+    async verifyAccess(token) {
       const cached = verified.get(token);
       if (cached) {
         if (cached.exp * 1000 > Date.now()) return cached;
         verified.delete(token);
         return null;
       }
-      const result = verify(token);
+      const result = await verify(token);
       if (result) {
         if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string);
         verified.set(token, result);

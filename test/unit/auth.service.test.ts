@@ -13,11 +13,11 @@ const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress });
 
 describe('auth use cases (in-memory stores)', () => {
   it('registers: the user and its first session in one transaction, email normalised, origin recorded', async () => {
-    const { auth, stores, callerOf } = useCases();
+    const { auth, stores, callerOf } = await useCases();
     const { user, tokens } = await auth.register(ada, ORIGIN);
     expect(user.email).to.equal('ada@example.com');
     expect(stores.calls.slice(0, 3)).to.deep.equal(['transaction', 'users.insert', 'sessions.create']);
-    const caller = callerOf(tokens.accessToken);
+    const caller = await callerOf(tokens.accessToken);
     expect(caller).to.include({ userId: user.id, email: 'ada@example.com' });
     expect(stores.state().sessions.get(caller.sessionId)).to.include({
       userId: user.id,
@@ -27,7 +27,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('leaves nothing behind when the address is taken (ALREADY_EXISTS, session rolled back)', async () => {
-    const { auth, stores } = useCases();
+    const { auth, stores } = await useCases();
     await auth.register(ada, ORIGIN);
     expect(await kindOf(auth.register({ ...ada, email: 'ADA@example.com' }, ORIGIN))).to.equal(
       'ALREADY_EXISTS',
@@ -37,7 +37,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('refuses bad input, and weak or personal passwords, before any storage or hashing work', async () => {
-    const { auth, stores, hasher } = useCases();
+    const { auth, stores, hasher } = await useCases();
     expect(await kindOf(auth.register({ email: 'x', password: 'short', displayName: '' }, ORIGIN))).to.equal(
       'INVALID_ARGUMENT',
     );
@@ -57,7 +57,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('logs in with the right password; a wrong one and an unknown email get the same UNAUTHENTICATED after one compare each', async () => {
-    const { auth, hasher } = useCases();
+    const { auth, hasher } = await useCases();
     await auth.register(ada, ORIGIN);
     expect((await auth.login(ada, ORIGIN)).user.email).to.equal('ada@example.com');
     const before = hasher.stats().started;
@@ -72,7 +72,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('evaluates at most LOGIN_MAX_FAILURES of many parallel guesses for one account from one address', async () => {
-    const { auth, hasher } = useCases();
+    const { auth, hasher } = await useCases();
     await auth.register(ada, ORIGIN);
     const before = hasher.stats().started;
     const guesses = await Promise.all(
@@ -86,7 +86,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('refuses a locked pair even with the right password, with the wait, until the lock ends; a success clears it', async () => {
-    const { auth, hasher, advance } = useCases();
+    const { auth, hasher, advance } = await useCases();
     await auth.register(ada, ORIGIN);
     for (let i = 0; i < LOGIN_LIMITS.pair; i++)
       await kindOf(auth.login({ ...ada, password: 'wrong password' }, ORIGIN));
@@ -106,7 +106,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('does not lock the owner out from another address when one address hammers the account', async () => {
-    const { auth } = useCases();
+    const { auth } = await useCases();
     await auth.register(ada, ORIGIN);
     const attacker = from('203.0.113.66');
     for (let i = 0; i < LOGIN_LIMITS.pair + 2; i++)
@@ -116,7 +116,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('locks an address that sprays many accounts after LOGIN_SOURCE_MAX_FAILURES, and only that address', async () => {
-    const { auth } = useCases();
+    const { auth } = await useCases();
     await auth.register(ada, ORIGIN);
     const sprayer = from('203.0.113.9');
     for (let i = 0; i < LOGIN_LIMITS.source; i++) {
@@ -131,7 +131,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('locks an account attacked from many addresses for everyone only after LOGIN_ACCOUNT_MAX_FAILURES', async () => {
-    const { auth } = useCases();
+    const { auth } = await useCases();
     await auth.register(ada, ORIGIN);
     for (let i = 0; i < LOGIN_LIMITS.account - 1; i++) {
       await kindOf(auth.login({ ...ada, password: 'botnet guess' }, from(`203.0.113.${i + 10}`)));
@@ -144,7 +144,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('counts successes against nothing: many users logging in from one address never lock it', async () => {
-    const { auth } = useCases();
+    const { auth } = await useCases();
     for (let i = 0; i < LOGIN_LIMITS.source + 2; i++) {
       const acct = {
         email: `office${i}@example.com`,
@@ -158,7 +158,7 @@ describe('auth use cases (in-memory stores)', () => {
 
   it('gives a refused-for-capacity login its attempt back, and does no storage work for it', async () => {
     // one hashing slot, no queue, and a compare that never finishes: the slot stays busy
-    const { auth, stores } = useCases({
+    const { auth, stores } = await useCases({
       hashQueueMax: 0,
       bcrypt: { ...fastBcrypt, compare: (() => new Promise(() => {})) as Bcrypt['compare'] },
     });
@@ -174,7 +174,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('rehashes a password made at another cost on a successful login, never on a failed one', async () => {
-    const { auth, stores } = useCases();
+    const { auth, stores } = await useCases();
     const { user } = await auth.register(ada, ORIGIN);
     const stored = stores.state().users.get(user.id);
     if (stored) stored.passwordHash = `$2b$08$${ada.password}`;
@@ -185,10 +185,12 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('rotates a refresh token once; a second use is a replay that ends the session', async () => {
-    const { auth, callerOf } = useCases();
+    const { auth, callerOf } = await useCases();
     const { tokens } = await auth.register(ada, ORIGIN);
     const next = await auth.refresh(tokens.refreshToken);
-    expect(callerOf(next.accessToken).sessionId).to.equal(callerOf(tokens.accessToken).sessionId);
+    expect((await callerOf(next.accessToken)).sessionId).to.equal(
+      (await callerOf(tokens.accessToken)).sessionId,
+    );
     const replay = await auth.refresh(tokens.refreshToken).catch((e: AppError) => e.message);
     expect(replay).to.match(/already used: the session has been ended/);
     expect(await kindOf(auth.refresh(next.refreshToken)), 'the session is over').to.equal('UNAUTHENTICATED');
@@ -196,7 +198,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('never refreshes a session older than SESSION_MAX_LIFETIME_S, however often it rotated', async () => {
-    const { auth, advance } = useCases({ sessionMaxLifetimeS: 60 });
+    const { auth, advance } = await useCases({ sessionMaxLifetimeS: 60 });
     let { tokens } = await auth.register(ada, ORIGIN);
     for (let i = 0; i < 5; i++) {
       advance(10_000);
@@ -207,7 +209,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('answers a malformed refresh token without asking storage', async () => {
-    const { auth, stores } = useCases();
+    const { auth, stores } = await useCases();
     expect(await kindOf(auth.refresh('not-a-token'))).to.equal('UNAUTHENTICATED');
     expect(await kindOf(auth.refresh(''))).to.equal('INVALID_ARGUMENT');
     await auth.logout('not-a-token');
@@ -215,7 +217,7 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it("logs out (idempotent) and introspects with the user's current email and roles, only active:false after", async () => {
-    const { auth, stores } = useCases();
+    const { auth, stores } = await useCases();
     const { user, tokens } = await auth.register(ada, ORIGIN);
     const stored = stores.state().users.get(user.id);
     if (stored) Object.assign(stored, { email: 'ada.new@example.com', roles: ['admin', 'user'] });
@@ -233,10 +235,10 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('changes the password: the right current one, every session ended, a new one opened, atomically', async () => {
-    const { auth, callerOf, stores } = useCases();
+    const { auth, callerOf, stores } = await useCases();
     const first = await auth.register(ada, ORIGIN);
     const second = await auth.login(ada, ORIGIN);
-    const caller = callerOf(first.tokens.accessToken);
+    const caller = await callerOf(first.tokens.accessToken);
     const change = (currentPassword: string) =>
       auth.changePassword(caller, { currentPassword, newPassword: 'battery staple orbit' }, ORIGIN);
     expect(await kindOf(change('wrong one'))).to.equal('UNAUTHENTICATED');
@@ -251,9 +253,9 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('limits wrong current passwords per user, and then refuses even the right one until the lock ends', async () => {
-    const { auth, callerOf, advance } = useCases();
+    const { auth, callerOf, advance } = await useCases();
     const { tokens } = await auth.register(ada, ORIGIN);
-    const caller = callerOf(tokens.accessToken);
+    const caller = await callerOf(tokens.accessToken);
     const change = (currentPassword: string) =>
       kindOf(auth.changePassword(caller, { currentPassword, newPassword: 'battery staple orbit' }, ORIGIN));
     for (let i = 0; i < LOGIN_LIMITS.pair; i++)
@@ -264,11 +266,11 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it('refuses a weak or personal new password with INVALID_ARGUMENT naming new_password', async () => {
-    const { auth, callerOf } = useCases();
+    const { auth, callerOf } = await useCases();
     const { tokens } = await auth.register(ada, ORIGIN);
     const err = await auth
       .changePassword(
-        callerOf(tokens.accessToken),
+        await callerOf(tokens.accessToken),
         { currentPassword: ada.password, newPassword: '12345678' },
         ORIGIN,
       )
@@ -277,27 +279,27 @@ describe('auth use cases (in-memory stores)', () => {
   });
 
   it("lists the caller's live sessions newest first, marking the current one, and revokes one of them", async () => {
-    const { auth, callerOf, advance } = useCases();
+    const { auth, callerOf, advance } = await useCases();
     const first = await auth.register(ada, ORIGIN);
     advance(1000);
     const second = await auth.login(ada, from('198.51.100.99'));
-    const me = callerOf(second.tokens.accessToken);
+    const me = await callerOf(second.tokens.accessToken);
     const list = await auth.listSessions(me);
     expect(list.map((s) => [s.clientAddress, s.current])).to.deep.equal([
       ['198.51.100.99', true],
       [ORIGIN.clientAddress, false],
     ]);
-    await auth.revokeSession(me, callerOf(first.tokens.accessToken).sessionId);
+    await auth.revokeSession(me, (await callerOf(first.tokens.accessToken)).sessionId);
     expect((await auth.validate(first.tokens.accessToken)).active).to.equal(false);
     expect(await auth.listSessions(me)).to.have.length(1);
   });
 
   it("answers NOT_FOUND for another user's session, an ended one, or an unknown one", async () => {
-    const { auth, callerOf } = useCases();
+    const { auth, callerOf } = await useCases();
     const a = await auth.register(ada, ORIGIN);
     const b = await auth.register({ ...ada, email: 'bob@example.com', displayName: 'Bob' }, ORIGIN);
-    const bob = callerOf(b.tokens.accessToken);
-    expect(await kindOf(auth.revokeSession(bob, callerOf(a.tokens.accessToken).sessionId))).to.equal(
+    const bob = await callerOf(b.tokens.accessToken);
+    expect(await kindOf(auth.revokeSession(bob, (await callerOf(a.tokens.accessToken)).sessionId))).to.equal(
       'NOT_FOUND',
     );
     expect((await auth.validate(a.tokens.accessToken)).active, "ada's session untouched").to.equal(true);

@@ -4,13 +4,15 @@
  * a rotation, replay ends the session, a transaction that throws leaves nothing behind) and record
  * every call, so a test can also assert what was NOT asked of storage.
  */
-import type { Caller } from '../../src/caller.js';
+import type { UserCaller } from '../../src/caller.js';
 import { alreadyExists } from '../../src/errors.js';
 import type {
   AttemptThrottle,
   NewSession,
   RevokeReason,
   RotateResult,
+  ServiceAccount,
+  ServiceAccountStore,
   SessionStore,
   Transactions,
   Tx,
@@ -117,7 +119,7 @@ export function createMemoryStores(clock: () => number = Date.now) {
       record('users.findCredentialsById');
       return credentials(active((x) => x.id === id));
     },
-    async findForCaller(lookup, caller: Caller) {
+    async findForCaller(lookup, caller: UserCaller) {
       record('users.findForCaller');
       const s = state.sessions.get(caller.sessionId);
       const me = active((u) => u.id === caller.userId);
@@ -301,11 +303,75 @@ export function createMemoryStores(clock: () => number = Date.now) {
     },
   };
 
+  const accounts = new Map<
+    string,
+    ServiceAccount & { secretHash: string; previous?: { hash: string; until: number }; deleted: boolean }
+  >();
+  const live = () => [...accounts.values()].filter((a) => !a.deleted);
+  const serviceAccounts: ServiceAccountStore = {
+    async insert(a) {
+      record('serviceAccounts.insert');
+      if (live().some((x) => x.name === a.name))
+        throw alreadyExists(`a service account named ${a.name} exists`);
+      const stored = {
+        ...a,
+        createTime: new Date(clock()),
+        rotateTime: undefined as Date | undefined,
+        deleted: false,
+        previous: undefined as { hash: string; until: number } | undefined,
+      };
+      accounts.set(a.id, stored);
+      const { secretHash: _, deleted: __, previous: ___, ...out } = stored;
+      return out;
+    },
+    list: async () => live().map(({ secretHash: _, deleted: __, previous: ___, ...a }) => a),
+    async rotate(name, secretHash, overlapS) {
+      const a = live().find((x) => x.name === name);
+      if (!a) return null;
+      a.previous = { hash: a.secretHash, until: clock() + overlapS * 1000 };
+      a.secretHash = secretHash;
+      a.rotateTime = new Date(clock());
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
+    async remove(name) {
+      const a = live().find((x) => x.name === name);
+      if (a) a.deleted = true;
+      return !!a;
+    },
+    async findByClientId(clientId) {
+      record('serviceAccounts.findByClientId');
+      const a = live().find((x) => x.clientId === clientId);
+      if (!a) return null;
+      const { secretHash, deleted: _, previous, ...account } = a;
+      return {
+        account,
+        secretHashes: [secretHash, ...(previous && previous.until > clock() ? [previous.hash] : [])],
+      };
+    },
+    async findActive(id) {
+      record('serviceAccounts.findActive');
+      const a = live().find((x) => x.id === id);
+      if (!a) return null;
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
+    async findByCertificateNames(names) {
+      const a = live().find(
+        (x) => names.includes(`${x.name}.service`) || (x.certName !== null && names.includes(x.certName)),
+      );
+      if (!a) return null;
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
+  };
+
   return {
     transactions,
     users,
     sessions,
     throttle,
+    serviceAccounts,
     /** Every store call so far, by name (`users.insert`, `transaction`, ...). */
     calls,
     state: () => state,

@@ -1,6 +1,8 @@
 /** The use cases wired to in-memory stores, a fake-fast bcrypt and the real token service. */
 import { createAuthService } from '../../services/auth/auth.service.js';
 import { createUserService } from '../../services/user/user.service.js';
+import type { UserCaller } from '../../src/caller.js';
+import { loadKeyRing } from '../../src/security/keys.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
 import type { PasswordStrength } from '../../src/security/password-strength.js';
 import { builtFromAccount, personalWords } from '../../src/security/password-strength.js';
@@ -33,7 +35,7 @@ export const fastBcrypt: Bcrypt = {
 export const LOGIN_LIMITS = { pair: 3, source: 6, account: 10 };
 export const ORIGIN = { clientAddress: '198.51.100.7', userAgent: 'unit-test/1.0' };
 
-export function useCases(
+export async function useCases(
   options: { hashQueueMax?: number; graceS?: number; bcrypt?: Bcrypt; sessionMaxLifetimeS?: number } = {},
 ) {
   let now = Date.parse('2026-12-01T12:00:00Z');
@@ -52,13 +54,21 @@ export function useCases(
     hasher,
     maxFailures: LOGIN_LIMITS.pair,
   });
-  const tokens = createTokenService({
-    SECRET_KEY: 'unit-test-secret-key-unit-test-secret-key',
-    JWT_ISSUER: 'test',
-    JWT_AUDIENCE: 'test',
-    ACCESS_TOKEN_EXPIRE_MINUTES: 30,
-    REFRESH_TOKEN_EXPIRE_DAYS: 14,
-  });
+  const tokens = createTokenService(
+    {
+      JWT_ISSUER: 'test',
+      JWT_AUDIENCE: 'test',
+      ACCESS_TOKEN_EXPIRE_MINUTES: 30,
+      REFRESH_TOKEN_EXPIRE_DAYS: 14,
+      SERVICE_TOKEN_EXPIRE_MINUTES: 15,
+    },
+    await loadKeyRing({
+      JWT_ALGORITHM: 'HS256',
+      JWT_PRIVATE_KEY_FILE: '',
+      JWT_PREVIOUS_PUBLIC_KEY_FILES: '',
+      SECRET_KEY: 'unit-test-secret-key-unit-test-secret-key',
+    }),
+  );
   const auth = createAuthService({
     ...stores,
     hasher,
@@ -85,10 +95,10 @@ export function useCases(
     advance: (ms: number) => {
       now += ms;
     },
-    /** The caller an access token names. */
-    callerOf: (accessToken: string) => {
-      const verified = tokens.verifyAccess(accessToken);
-      if (!verified) throw new Error('not a valid access token');
+    /** The user an access token names. */
+    callerOf: async (accessToken: string): Promise<UserCaller> => {
+      const verified = await tokens.verifyAccess(accessToken);
+      if (verified?.caller.kind !== 'user') throw new Error('not a valid user access token');
       return verified.caller;
     },
   };

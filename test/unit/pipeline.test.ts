@@ -1,6 +1,6 @@
 import { status as Code, Metadata } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import type { Caller } from '../../src/caller.js';
+import type { ServiceCaller, UserCaller } from '../../src/caller.js';
 import { BAD_ACCESS_TOKEN, notFound, unauthenticated } from '../../src/errors.js';
 import { type CallContext, compose, type Middleware, StatusError } from '../../src/grpc/context.js';
 import { DecodeFailure } from '../../src/grpc/decoding.js';
@@ -13,20 +13,37 @@ import type { CallPolicy } from '../../src/grpc/policy.js';
 import { createLogger } from '../../src/logger.js';
 import type { Authenticator } from '../../src/security/authenticator.js';
 
-const ada: Caller = { kind: 'user', userId: 'u1', sessionId: 's1', email: 'ada@x.io', roles: ['user'] };
+const ada: UserCaller = { kind: 'user', userId: 'u1', sessionId: 's1', email: 'ada@x.io', roles: ['user'] };
+const billing: ServiceCaller = {
+  kind: 'service',
+  serviceId: 's-1',
+  name: 'billing',
+  scopes: ['users.read'],
+  via: 'token',
+};
 
-/** Tokens "good" and "stale" verify; only "good"'s session is live. */
+/** Tokens "good" and "stale" name users (only "good"'s session is live); "svc" names a service account;
+ * the certificate name "billing.service" names it too. */
 function fakeAuthenticator() {
   const checks: string[] = [];
   const authenticator: Authenticator = {
-    verify(token) {
+    async verify(token) {
+      if (token === 'svc') return billing;
       if (token !== 'good' && token !== 'stale') throw unauthenticated(BAD_ACCESS_TOKEN);
       return { ...ada, sessionId: token };
     },
     async live(caller) {
+      if (caller.kind === 'service') {
+        checks.push(caller.name);
+        return caller;
+      }
       checks.push(caller.sessionId);
       if (caller.sessionId !== 'good') throw unauthenticated(BAD_ACCESS_TOKEN);
       return { ...caller, roles: ['user', 'admin'] };
+    },
+    async fromCertificate(names) {
+      if (!names.includes('billing.service')) throw unauthenticated('no service account');
+      return { ...billing, via: 'certificate' };
     },
   };
   return { authenticator, checks };
@@ -42,6 +59,7 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     signal: new AbortController().signal,
     peer: '127.0.0.1:5000',
     clientAddress: '127.0.0.1',
+    certificateNames: [],
     caller: undefined,
     live: true,
   };
@@ -84,7 +102,7 @@ describe('call pipeline (middleware steps)', () => {
   it('passes public methods without credentials and refuses bearer ones without a valid token', async () => {
     const { authenticator } = fakeAuthenticator();
     const run = compose(
-      [mapErrors(logger), authenticate(authenticator)],
+      [mapErrors(logger), authenticate(authenticator, { introspectionRequired: false })],
       async (ctx) => ctx.caller ?? 'anonymous',
     );
     expect((await outcome(run(context(PUBLIC)))).value).to.equal('anonymous');
@@ -98,10 +116,14 @@ describe('call pipeline (middleware steps)', () => {
   it('gives checked methods the caller with its current roles, after one session check', async () => {
     const { authenticator, checks } = fakeAuthenticator();
     const run = compose(
-      [mapErrors(logger), authenticate(authenticator), proveLiveness(authenticator)],
+      [
+        mapErrors(logger),
+        authenticate(authenticator, { introspectionRequired: false }),
+        proveLiveness(authenticator),
+      ],
       async (ctx) => ctx.caller,
     );
-    expect(((await outcome(run(context(CHECKED, 'good')))).value as Caller).roles).to.deep.equal([
+    expect(((await outcome(run(context(CHECKED, 'good')))).value as UserCaller).roles).to.deep.equal([
       'user',
       'admin',
     ]);
@@ -111,7 +133,11 @@ describe('call pipeline (middleware steps)', () => {
 
   it('for in-handler methods, skips the check when the handler confirms, and checks before answering when it does not', async () => {
     const { authenticator, checks } = fakeAuthenticator();
-    const steps = [mapErrors(logger), authenticate(authenticator), proveLiveness(authenticator)];
+    const steps = [
+      mapErrors(logger),
+      authenticate(authenticator, { introspectionRequired: false }),
+      proveLiveness(authenticator),
+    ];
     const confirming = compose(steps, async (ctx) => {
       ctx.live = true;
       return 'data';
@@ -135,7 +161,7 @@ describe('call pipeline (middleware steps)', () => {
   it('answers an undecodable request with INVALID_ARGUMENT naming the field, before authentication', async () => {
     const { authenticator, checks } = fakeAuthenticator();
     const run = compose(
-      [mapErrors(logger), rejectUndecodable, authenticate(authenticator)],
+      [mapErrors(logger), rejectUndecodable, authenticate(authenticator, { introspectionRequired: false })],
       async () => 'ran',
     );
     const bad = context(

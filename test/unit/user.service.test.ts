@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Caller } from '../../src/caller.js';
+import type { UserCaller } from '../../src/caller.js';
 import { AppError } from '../../src/errors.js';
 import { ORIGIN, useCases } from './harness.js';
 
@@ -15,16 +15,16 @@ const messageOf = (p: Promise<unknown>) =>
   );
 
 async function world() {
-  const uc = useCases();
+  const uc = await useCases();
   const signUp = async (name: string) => {
     const password = `${name} quiet orbit lantern`;
     const { user, tokens } = await uc.auth.register(
       { email: `${name}@example.com`, password, displayName: `${name} Person` },
       ORIGIN,
     );
-    return { user, caller: uc.callerOf(tokens.accessToken), tokens, password };
+    return { user, caller: await uc.callerOf(tokens.accessToken), tokens, password };
   };
-  const admin = (c: Caller): Caller => {
+  const admin = (c: UserCaller): UserCaller => {
     const stored = uc.stores.state().users.get(c.userId);
     if (stored) stored.roles = ['admin', 'user'];
     return { ...c, roles: ['admin', 'user'] };

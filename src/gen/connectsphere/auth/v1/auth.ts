@@ -127,7 +127,15 @@ export interface ValidateTokenResponse {
   /** The login session the token belongs to. */
   sessionId: string;
   /** When the token expires. */
-  expireTime?: Date | undefined;
+  expireTime?:
+    | Date
+    | undefined;
+  /** "user" for a user's access token, "service" for a service account's. */
+  tokenUse: string;
+  /** For a service token: the service account's name. */
+  serviceAccount: string;
+  /** For a service token: its scopes, as the account holds them now. */
+  scopes: string[];
 }
 
 /** The caller's current and new password. */
@@ -182,6 +190,54 @@ export interface RevokeSessionRequest {
 
 /** RevokeSession has nothing to report. */
 export interface RevokeSessionResponse {
+}
+
+/** A service account's client credentials, as `npm run cli -- service-account create` printed them. */
+export interface IssueServiceTokenRequest {
+  /** The account's client_id. */
+  clientId: string;
+  /** The account's client_secret (or, for SERVICE_SECRET_OVERLAP_S after a rotation, the previous one). */
+  clientSecret: string;
+}
+
+/** A service account's access token, in the shape of an OAuth 2.0 client-credentials response. */
+export interface IssueServiceTokenResponse {
+  /** A signed JWT to send as `authorization: Bearer <access_token>`. */
+  accessToken: string;
+  /** Always "Bearer". */
+  tokenType: string;
+  /** Seconds until the token expires (SERVICE_TOKEN_EXPIRE_MINUTES). */
+  expiresIn: number;
+  /** What the token may do: users.read, users.read.private, tokens.introspect. */
+  scopes: string[];
+}
+
+/** No parameters. */
+export interface GetJwksRequest {
+}
+
+/** A JWK Set (RFC 7517). */
+export interface GetJwksResponse {
+  /** The current signing key first, then the earlier ones still accepted. */
+  keys: JsonWebKey[];
+}
+
+/** One public key (RFC 7517/7518/8037): EC P-256 for ES256, OKP Ed25519 for EdDSA. */
+export interface JsonWebKey {
+  /** "EC" or "OKP". */
+  kty: string;
+  /** The key id: its RFC 7638 thumbprint, as in the `kid` header of the tokens it signs. */
+  kid: string;
+  /** "ES256" or "EdDSA". */
+  alg: string;
+  /** Always "sig". */
+  use: string;
+  /** "P-256" or "Ed25519". */
+  crv: string;
+  /** The public key's x coordinate (base64url). */
+  x: string;
+  /** The public key's y coordinate (base64url; EC keys only). */
+  y: string;
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
@@ -1042,7 +1098,17 @@ export const ValidateTokenRequest: MessageFns<ValidateTokenRequest> = {
 };
 
 function createBaseValidateTokenResponse(): ValidateTokenResponse {
-  return { active: false, userId: "", email: "", roles: [], sessionId: "", expireTime: undefined };
+  return {
+    active: false,
+    userId: "",
+    email: "",
+    roles: [],
+    sessionId: "",
+    expireTime: undefined,
+    tokenUse: "",
+    serviceAccount: "",
+    scopes: [],
+  };
 }
 
 export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
@@ -1064,6 +1130,15 @@ export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
     }
     if (message.expireTime !== undefined) {
       Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(50).fork()).join();
+    }
+    if (message.tokenUse !== "") {
+      writer.uint32(58).string(message.tokenUse);
+    }
+    if (message.serviceAccount !== "") {
+      writer.uint32(66).string(message.serviceAccount);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -1129,6 +1204,30 @@ export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
             message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tokenUse = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.serviceAccount = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1161,6 +1260,19 @@ export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
         : isSet(object.expire_time)
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
+      tokenUse: isSet(object.tokenUse)
+        ? globalThis.String(object.tokenUse)
+        : isSet(object.token_use)
+        ? globalThis.String(object.token_use)
+        : "",
+      serviceAccount: isSet(object.serviceAccount)
+        ? globalThis.String(object.serviceAccount)
+        : isSet(object.service_account)
+        ? globalThis.String(object.service_account)
+        : "",
+      scopes: globalThis.Array.isArray(object?.scopes)
+        ? object.scopes.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1184,6 +1296,15 @@ export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
     if (message.expireTime !== undefined) {
       obj.expireTime = message.expireTime.toISOString();
     }
+    if (message.tokenUse !== "") {
+      obj.tokenUse = message.tokenUse;
+    }
+    if (message.serviceAccount !== "") {
+      obj.serviceAccount = message.serviceAccount;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
     return obj;
   },
 
@@ -1198,6 +1319,9 @@ export const ValidateTokenResponse: MessageFns<ValidateTokenResponse> = {
     message.roles = object.roles?.map((e) => e) || [];
     message.sessionId = object.sessionId ?? "";
     message.expireTime = object.expireTime ?? undefined;
+    message.tokenUse = object.tokenUse ?? "";
+    message.serviceAccount = object.serviceAccount ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
     return message;
   },
 };
@@ -1782,6 +1906,512 @@ export const RevokeSessionResponse: MessageFns<RevokeSessionResponse> = {
   },
 };
 
+function createBaseIssueServiceTokenRequest(): IssueServiceTokenRequest {
+  return { clientId: "", clientSecret: "" };
+}
+
+export const IssueServiceTokenRequest: MessageFns<IssueServiceTokenRequest> = {
+  encode(message: IssueServiceTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    if (message.clientSecret !== "") {
+      writer.uint32(18).string(message.clientSecret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueServiceTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueServiceTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientSecret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueServiceTokenRequest {
+    return {
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      clientSecret: isSet(object.clientSecret)
+        ? globalThis.String(object.clientSecret)
+        : isSet(object.client_secret)
+        ? globalThis.String(object.client_secret)
+        : "",
+    };
+  },
+
+  toJSON(message: IssueServiceTokenRequest): unknown {
+    const obj: any = {};
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.clientSecret !== "") {
+      obj.clientSecret = message.clientSecret;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueServiceTokenRequest>): IssueServiceTokenRequest {
+    return IssueServiceTokenRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueServiceTokenRequest>): IssueServiceTokenRequest {
+    const message = createBaseIssueServiceTokenRequest();
+    message.clientId = object.clientId ?? "";
+    message.clientSecret = object.clientSecret ?? "";
+    return message;
+  },
+};
+
+function createBaseIssueServiceTokenResponse(): IssueServiceTokenResponse {
+  return { accessToken: "", tokenType: "", expiresIn: 0, scopes: [] };
+}
+
+export const IssueServiceTokenResponse: MessageFns<IssueServiceTokenResponse> = {
+  encode(message: IssueServiceTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accessToken !== "") {
+      writer.uint32(10).string(message.accessToken);
+    }
+    if (message.tokenType !== "") {
+      writer.uint32(18).string(message.tokenType);
+    }
+    if (message.expiresIn !== 0) {
+      writer.uint32(24).int32(message.expiresIn);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueServiceTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueServiceTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accessToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tokenType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresIn = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueServiceTokenResponse {
+    return {
+      accessToken: isSet(object.accessToken)
+        ? globalThis.String(object.accessToken)
+        : isSet(object.access_token)
+        ? globalThis.String(object.access_token)
+        : "",
+      tokenType: isSet(object.tokenType)
+        ? globalThis.String(object.tokenType)
+        : isSet(object.token_type)
+        ? globalThis.String(object.token_type)
+        : "",
+      expiresIn: isSet(object.expiresIn)
+        ? globalThis.Number(object.expiresIn)
+        : isSet(object.expires_in)
+        ? globalThis.Number(object.expires_in)
+        : 0,
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: IssueServiceTokenResponse): unknown {
+    const obj: any = {};
+    if (message.accessToken !== "") {
+      obj.accessToken = message.accessToken;
+    }
+    if (message.tokenType !== "") {
+      obj.tokenType = message.tokenType;
+    }
+    if (message.expiresIn !== 0) {
+      obj.expiresIn = Math.round(message.expiresIn);
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueServiceTokenResponse>): IssueServiceTokenResponse {
+    return IssueServiceTokenResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueServiceTokenResponse>): IssueServiceTokenResponse {
+    const message = createBaseIssueServiceTokenResponse();
+    message.accessToken = object.accessToken ?? "";
+    message.tokenType = object.tokenType ?? "";
+    message.expiresIn = object.expiresIn ?? 0;
+    message.scopes = object.scopes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGetJwksRequest(): GetJwksRequest {
+  return {};
+}
+
+export const GetJwksRequest: MessageFns<GetJwksRequest> = {
+  encode(_: GetJwksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJwksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJwksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetJwksRequest {
+    return {};
+  },
+
+  toJSON(_: GetJwksRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJwksRequest>): GetJwksRequest {
+    return GetJwksRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetJwksRequest>): GetJwksRequest {
+    const message = createBaseGetJwksRequest();
+    return message;
+  },
+};
+
+function createBaseGetJwksResponse(): GetJwksResponse {
+  return { keys: [] };
+}
+
+export const GetJwksResponse: MessageFns<GetJwksResponse> = {
+  encode(message: GetJwksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      JsonWebKey.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJwksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJwksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(JsonWebKey.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJwksResponse {
+    return { keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => JsonWebKey.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: GetJwksResponse): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => JsonWebKey.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJwksResponse>): GetJwksResponse {
+    return GetJwksResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetJwksResponse>): GetJwksResponse {
+    const message = createBaseGetJwksResponse();
+    message.keys = object.keys?.map((e) => JsonWebKey.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseJsonWebKey(): JsonWebKey {
+  return { kty: "", kid: "", alg: "", use: "", crv: "", x: "", y: "" };
+}
+
+export const JsonWebKey: MessageFns<JsonWebKey> = {
+  encode(message: JsonWebKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kty !== "") {
+      writer.uint32(10).string(message.kty);
+    }
+    if (message.kid !== "") {
+      writer.uint32(18).string(message.kid);
+    }
+    if (message.alg !== "") {
+      writer.uint32(26).string(message.alg);
+    }
+    if (message.use !== "") {
+      writer.uint32(34).string(message.use);
+    }
+    if (message.crv !== "") {
+      writer.uint32(42).string(message.crv);
+    }
+    if (message.x !== "") {
+      writer.uint32(50).string(message.x);
+    }
+    if (message.y !== "") {
+      writer.uint32(58).string(message.y);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JsonWebKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJsonWebKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kty = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.alg = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.use = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.crv = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.x = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.y = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JsonWebKey {
+    return {
+      kty: isSet(object.kty) ? globalThis.String(object.kty) : "",
+      kid: isSet(object.kid) ? globalThis.String(object.kid) : "",
+      alg: isSet(object.alg) ? globalThis.String(object.alg) : "",
+      use: isSet(object.use) ? globalThis.String(object.use) : "",
+      crv: isSet(object.crv) ? globalThis.String(object.crv) : "",
+      x: isSet(object.x) ? globalThis.String(object.x) : "",
+      y: isSet(object.y) ? globalThis.String(object.y) : "",
+    };
+  },
+
+  toJSON(message: JsonWebKey): unknown {
+    const obj: any = {};
+    if (message.kty !== "") {
+      obj.kty = message.kty;
+    }
+    if (message.kid !== "") {
+      obj.kid = message.kid;
+    }
+    if (message.alg !== "") {
+      obj.alg = message.alg;
+    }
+    if (message.use !== "") {
+      obj.use = message.use;
+    }
+    if (message.crv !== "") {
+      obj.crv = message.crv;
+    }
+    if (message.x !== "") {
+      obj.x = message.x;
+    }
+    if (message.y !== "") {
+      obj.y = message.y;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JsonWebKey>): JsonWebKey {
+    return JsonWebKey.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JsonWebKey>): JsonWebKey {
+    const message = createBaseJsonWebKey();
+    message.kty = object.kty ?? "";
+    message.kid = object.kid ?? "";
+    message.alg = object.alg ?? "";
+    message.use = object.use ?? "";
+    message.crv = object.crv ?? "";
+    message.x = object.x ?? "";
+    message.y = object.y ?? "";
+    return message;
+  },
+};
+
 /** AuthService creates accounts and issues, rotates and checks credentials. */
 export type AuthServiceService = typeof AuthServiceService;
 export const AuthServiceService = {
@@ -1831,7 +2461,9 @@ export const AuthServiceService = {
   },
   /**
    * ValidateToken introspects an access token for other services (in the style of RFC 7662):
-   * a bad, expired or revoked token is OK with `active: false`.
+   * a bad, expired or revoked token is OK with `active: false`. With INTROSPECTION_AUTH=required
+   * (the production default) the caller must be a service account with the scope
+   * tokens.introspect (an access token of its own, or its client certificate).
    */
   validateToken: {
     path: "/connectsphere.auth.v1.AuthService/ValidateToken" as const,
@@ -1880,6 +2512,34 @@ export const AuthServiceService = {
       Buffer.from(RevokeSessionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeSessionResponse => RevokeSessionResponse.decode(value),
   },
+  /**
+   * IssueServiceToken exchanges a service account's client credentials for a short-lived access
+   * token (no refresh token; ask again before it expires). Throttled like Login.
+   */
+  issueServiceToken: {
+    path: "/connectsphere.auth.v1.AuthService/IssueServiceToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueServiceTokenRequest): Buffer =>
+      Buffer.from(IssueServiceTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueServiceTokenRequest => IssueServiceTokenRequest.decode(value),
+    responseSerialize: (value: IssueServiceTokenResponse): Buffer =>
+      Buffer.from(IssueServiceTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueServiceTokenResponse => IssueServiceTokenResponse.decode(value),
+  },
+  /**
+   * GetJwks returns the public keys that verify access tokens, as a JWK Set (RFC 7517); empty
+   * with JWT_ALGORITHM=HS256, whose key is secret. Also at /.well-known/jwks.json.
+   */
+  getJwks: {
+    path: "/connectsphere.auth.v1.AuthService/GetJwks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetJwksRequest): Buffer => Buffer.from(GetJwksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetJwksRequest => GetJwksRequest.decode(value),
+    responseSerialize: (value: GetJwksResponse): Buffer => Buffer.from(GetJwksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetJwksResponse => GetJwksResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -1896,7 +2556,9 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   logout: handleUnaryCall<LogoutRequest, LogoutResponse>;
   /**
    * ValidateToken introspects an access token for other services (in the style of RFC 7662):
-   * a bad, expired or revoked token is OK with `active: false`.
+   * a bad, expired or revoked token is OK with `active: false`. With INTROSPECTION_AUTH=required
+   * (the production default) the caller must be a service account with the scope
+   * tokens.introspect (an access token of its own, or its client certificate).
    */
   validateToken: handleUnaryCall<ValidateTokenRequest, ValidateTokenResponse>;
   /**
@@ -1908,6 +2570,16 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   listSessions: handleUnaryCall<ListSessionsRequest, ListSessionsResponse>;
   /** RevokeSession (bearer token required) ends one of the caller's own sessions at once. */
   revokeSession: handleUnaryCall<RevokeSessionRequest, RevokeSessionResponse>;
+  /**
+   * IssueServiceToken exchanges a service account's client credentials for a short-lived access
+   * token (no refresh token; ask again before it expires). Throttled like Login.
+   */
+  issueServiceToken: handleUnaryCall<IssueServiceTokenRequest, IssueServiceTokenResponse>;
+  /**
+   * GetJwks returns the public keys that verify access tokens, as a JWK Set (RFC 7517); empty
+   * with JWT_ALGORITHM=HS256, whose key is secret. Also at /.well-known/jwks.json.
+   */
+  getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -1980,7 +2652,9 @@ export interface AuthServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * ValidateToken introspects an access token for other services (in the style of RFC 7662):
-   * a bad, expired or revoked token is OK with `active: false`.
+   * a bad, expired or revoked token is OK with `active: false`. With INTROSPECTION_AUTH=required
+   * (the production default) the caller must be a service account with the scope
+   * tokens.introspect (an access token of its own, or its client certificate).
    */
   validateToken(
     request: ValidateTokenRequest,
@@ -2047,6 +2721,44 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeSessionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * IssueServiceToken exchanges a service account's client credentials for a short-lived access
+   * token (no refresh token; ask again before it expires). Throttled like Login.
+   */
+  issueServiceToken(
+    request: IssueServiceTokenRequest,
+    callback: (error: ServiceError | null, response: IssueServiceTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueServiceToken(
+    request: IssueServiceTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueServiceTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueServiceToken(
+    request: IssueServiceTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueServiceTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetJwks returns the public keys that verify access tokens, as a JWK Set (RFC 7517); empty
+   * with JWT_ALGORITHM=HS256, whose key is secret. Also at /.well-known/jwks.json.
+   */
+  getJwks(
+    request: GetJwksRequest,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+  getJwks(
+    request: GetJwksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+  getJwks(
+    request: GetJwksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,164 @@
+/**
+ * Service accounts: other services' identities. The operator command creates, lists, rotates and
+ * deletes them; a service exchanges its client credentials for a short-lived access token
+ * (AuthService/IssueServiceToken), throttled per client id and client address like a Login.
+ *
+ * A client secret is 256 random bits, shown once; only its SHA-256 is stored (a fast hash is enough
+ * for a secret of that strength) and compared in constant time. A rotation keeps the previous
+ * secret working for SERVICE_SECRET_OVERLAP_S so the service can switch without downtime.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { isScope, SCOPES, type Scope } from '../../src/caller.js';
+import { notFound, throttled, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
+import type { AttemptThrottle, ServiceAccount, ServiceAccountStore } from '../../src/ports.js';
+import type { TokenService } from '../../src/security/tokens.js';
+import { loginKeys } from '../../src/throttle.js';
+import { hasUnsafeText } from '../../src/validation.js';
+import type { Origin } from './auth.service.js';
+
+export const BAD_CLIENT_CREDENTIALS = 'invalid client credentials';
+const NAME_RE = /^[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+const CLIENT_ID_RE = /^svc_[0-9a-f]{32}$/;
+const CERT_NAME_RE = /^[A-Za-z0-9*.-]{1,253}$/;
+
+const hashSecret = (secret: string) => createHash('sha256').update(secret, 'utf8').digest();
+/** Compares against every hash in constant time each (and against a dummy when there is none). */
+function matchesAny(secret: string, hexHashes: readonly string[]): boolean {
+  const given = hashSecret(secret);
+  let ok = false;
+  for (const hex of hexHashes.length ? hexHashes : ['0'.repeat(64)]) {
+    ok = timingSafeEqual(given, Buffer.from(hex, 'hex')) || ok;
+  }
+  return ok && hexHashes.length > 0;
+}
+
+export interface NewCredentials {
+  name: string;
+  client_id: string;
+  client_secret: string;
+  scopes: Scope[];
+}
+
+export type ServiceAccountAdmin = ReturnType<typeof createServiceAccountAdmin>;
+
+/** The operator's commands (npm run cli -- service-account ...). `secretOverlapS`: SERVICE_SECRET_OVERLAP_S. */
+export function createServiceAccountAdmin({
+  accounts,
+  secretOverlapS,
+}: {
+  accounts: ServiceAccountStore;
+  secretOverlapS: number;
+}) {
+  const checkName = (v: Violations, name: string) => {
+    if (!NAME_RE.test(name)) {
+      v.add(
+        'name',
+        'must be 2 to 63 lower-case letters, digits or dashes, starting with a letter (e.g. billing)',
+      );
+    }
+  };
+  const newSecret = () => randomBytes(32).toString('base64url');
+
+  return {
+    /** A new account; the secret is returned once, never stored in clear. */
+    async create(input: { name: string; scopes: string[]; certName?: string }): Promise<NewCredentials> {
+      const v = new Violations();
+      checkName(v, input.name);
+      const scopes = [...new Set(input.scopes)];
+      if (scopes.length === 0) v.add('scopes', `at least one of ${SCOPES.join(', ')}`);
+      const unknown = scopes.filter((s) => !isScope(s));
+      if (unknown.length)
+        v.add(
+          'scopes',
+          `unknown scope(s) ${unknown.slice(0, 5).join(', ').slice(0, 100)}; known: ${SCOPES.join(', ')}`,
+        );
+      if (input.certName !== undefined && !CERT_NAME_RE.test(input.certName)) {
+        v.add('cert_name', 'must be a certificate name (a DNS name or common name without spaces)');
+      }
+      v.throwIfAny();
+      const secret = newSecret();
+      const account = await accounts.insert({
+        id: randomUUID(),
+        name: input.name,
+        clientId: `svc_${randomBytes(16).toString('hex')}`,
+        secretHash: hashSecret(secret).toString('hex'),
+        scopes: scopes as Scope[],
+        certName: input.certName ?? null,
+      });
+      return {
+        name: account.name,
+        client_id: account.clientId,
+        client_secret: secret,
+        scopes: account.scopes,
+      };
+    },
+
+    list: (): Promise<ServiceAccount[]> => accounts.list(),
+
+    /** A new secret; the previous one keeps working for SERVICE_SECRET_OVERLAP_S. */
+    async rotate(name: string): Promise<NewCredentials & { previous_secret_valid_for_s: number }> {
+      const secret = newSecret();
+      const account = await accounts.rotate(name, hashSecret(secret).toString('hex'), secretOverlapS);
+      if (!account) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      return {
+        name: account.name,
+        client_id: account.clientId,
+        client_secret: secret,
+        scopes: account.scopes,
+        previous_secret_valid_for_s: secretOverlapS,
+      };
+    },
+
+    /** Deletes the account: its tokens stop working at once (every call checks the account). */
+    async remove(name: string): Promise<void> {
+      if (!(await accounts.remove(name))) throw notFound(`no service account named ${name.slice(0, 100)}`);
+    },
+  };
+}
+
+export type ServiceTokenIssuer = ReturnType<typeof createServiceTokenIssuer>;
+
+/** AuthService/IssueServiceToken. `limits`: the login limits, applied to client ids (pair, source, account). */
+export function createServiceTokenIssuer(deps: {
+  accounts: ServiceAccountStore;
+  tokens: TokenService;
+  throttle: AttemptThrottle;
+  limits: { pair: number; source: number; account: number };
+}) {
+  const { accounts, tokens, throttle, limits } = deps;
+  return {
+    /** Client credentials → a short-lived access token; throttled before the secret is compared. */
+    async issueToken(input: { clientId: string; clientSecret: string }, origin: Origin) {
+      const v = new Violations();
+      if (input.clientId === '') v.add('client_id', 'is required');
+      else if (input.clientId.length > 64 || hasUnsafeText(input.clientId))
+        v.add('client_id', 'is not a client id');
+      if (input.clientSecret === '') v.add('client_secret', 'is required');
+      else if (input.clientSecret.length > 256) v.add('client_secret', 'must be at most 256 characters');
+      v.throwIfAny();
+      const keys = loginKeys(`svc:${input.clientId}`, origin.clientAddress, limits);
+      const reservation = await throttle.reserve([keys.pair, keys.source, keys.account], origin.signal);
+      if (!reservation.granted) throw throttled(reservation.waitS);
+      const found = CLIENT_ID_RE.test(input.clientId)
+        ? await accounts.findByClientId(input.clientId, origin.signal)
+        : null;
+      if (!found || !matchesAny(input.clientSecret, found.secretHashes))
+        throw unauthenticated(BAD_CLIENT_CREDENTIALS);
+      await throttle.settle([keys.pair], [keys.source, keys.account]);
+      throwIfAborted(origin.signal);
+      const { account } = found;
+      const issued = await tokens.signService({
+        kind: 'service',
+        serviceId: account.id,
+        name: account.name,
+        scopes: account.scopes,
+      });
+      return {
+        accessToken: issued.token,
+        tokenType: 'Bearer',
+        expiresIn: issued.expiresIn,
+        scopes: account.scopes,
+      };
+    },
+  };
+}

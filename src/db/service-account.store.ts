@@ -1,0 +1,99 @@
+import { UniqueConstraintError } from 'sequelize';
+import type { Scope } from '../caller.js';
+import { alreadyExists } from '../errors.js';
+import type { ServiceAccount, ServiceAccountStore } from '../ports.js';
+import { type BatcherOptions, createBatcher } from './batcher.js';
+import type { Database } from './database.js';
+
+const COLUMNS = `id, name, client_id AS "clientId", scopes, cert_name AS "certName",
+  created_at AS "createTime", rotated_at AS "rotateTime"`;
+
+type Row = Omit<ServiceAccount, 'rotateTime' | 'scopes'> & { rotateTime: Date | null; scopes: string[] };
+const toAccount = ({ rotateTime, scopes, ...r }: Row): ServiceAccount => ({
+  ...r,
+  scopes: scopes as Scope[],
+  rotateTime: rotateTime ?? undefined,
+});
+
+export function createServiceAccountStore(db: Database, batching: BatcherOptions): ServiceAccountStore {
+  const active = createBatcher(
+    {
+      async load(ids: string[], signal) {
+        const rows = await db.read<Row>(
+          `SELECT ${COLUMNS} FROM service_accounts WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL`,
+          [ids],
+          signal,
+        );
+        return new Map(rows.map((r) => [r.id, toAccount(r)]));
+      },
+      keyOf: (id) => id,
+    },
+    batching,
+  );
+
+  return {
+    async insert(a) {
+      try {
+        const [row] = await db.select<Row>(
+          `INSERT INTO service_accounts (id, name, client_id, secret_hash, scopes, cert_name, created_at)
+           VALUES ($1, $2, $3, $4, $5::text[], $6, now()) RETURNING ${COLUMNS}`,
+          [a.id, a.name, a.clientId, a.secretHash, a.scopes, a.certName],
+        );
+        return toAccount(row as Row);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError)
+          throw alreadyExists(`a service account named ${a.name} exists`);
+        throw err;
+      }
+    },
+
+    list: async () =>
+      (
+        await db.select<Row>(`SELECT ${COLUMNS} FROM service_accounts WHERE deleted_at IS NULL ORDER BY name`)
+      ).map(toAccount),
+
+    async rotate(name, secretHash, overlapS) {
+      const [row] = await db.select<Row>(
+        `UPDATE service_accounts SET previous_secret_hash = secret_hash, secret_hash = $2,
+           previous_secret_expires_at = now() + make_interval(secs => $3), rotated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
+        [name, secretHash, overlapS],
+      );
+      return row ? toAccount(row) : null;
+    },
+
+    async remove(name) {
+      const n = await db.execute(
+        'UPDATE service_accounts SET deleted_at = now() WHERE name = $1 AND deleted_at IS NULL',
+        [name],
+      );
+      return n === 1;
+    },
+
+    async findByClientId(clientId, signal) {
+      const [row] = await db.read<Row & { hashes: string[] }>(
+        `SELECT ${COLUMNS}, array_remove(ARRAY[secret_hash,
+                  CASE WHEN previous_secret_expires_at > now() THEN previous_secret_hash END], NULL) AS hashes
+         FROM service_accounts WHERE client_id = $1 AND deleted_at IS NULL`,
+        [clientId],
+        signal,
+      );
+      if (!row) return null;
+      const { hashes, ...account } = row;
+      return { account: toAccount(account), secretHashes: hashes };
+    },
+
+    findActive: async (id, signal) => (await active(id, signal)) ?? null,
+
+    async findByCertificateNames(names, signal) {
+      const [row] = await db.read<Row>(
+        `SELECT ${COLUMNS} FROM service_accounts
+         WHERE deleted_at IS NULL AND (name || '.service' = ANY($1::text[]) OR cert_name = ANY($1::text[]))
+         ORDER BY name LIMIT 1`,
+        [names],
+        signal,
+      );
+      return row ? toAccount(row) : null;
+    },
+  };
+}
