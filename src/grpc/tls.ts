@@ -82,15 +82,18 @@ export async function createReloadableTls(files: TlsFiles): Promise<ReloadableTl
       l({ certificate: current.certificate, privateKey: current.privateKey });
     if (current.caCertificate) for (const l of caListeners) l({ caCertificate: current.caCertificate });
   };
+  // grpc-js adds the server's own watcher only after adding these listeners: an update delivered
+  // synchronously would reach no one, so the first one is delivered on the next turn.
   const provider = {
     addIdentityCertificateListener(l: IdentityListener) {
       identityListeners.add(l);
-      l({ certificate: current.certificate, privateKey: current.privateKey });
+      queueMicrotask(() => l({ certificate: current.certificate, privateKey: current.privateKey }));
     },
     removeIdentityCertificateListener: (l: IdentityListener) => identityListeners.delete(l),
     addCaCertificateListener(l: CaListener) {
       caListeners.add(l);
-      if (current.caCertificate) l({ caCertificate: current.caCertificate });
+      const ca = current.caCertificate;
+      if (ca) queueMicrotask(() => l({ caCertificate: ca }));
     },
     removeCaCertificateListener: (l: CaListener) => caListeners.delete(l),
   };

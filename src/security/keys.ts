@@ -78,6 +78,7 @@ export async function loadKeyRing(config: KeyConfig): Promise<KeyRing> {
     const id = hkdfSync('sha256', config.SECRET_KEY, 'connectsphere', 'jwt-hs256-key-id', 32);
     const kid = createHash('sha256').update(Buffer.from(id)).digest('base64url').slice(0, 22);
     signing = { kid, alg: 'HS256', key };
+    verification.set(kid, { kid, alg: 'HS256', key });
   } else {
     let key: KeyObject;
     try {
@@ -97,7 +98,6 @@ export async function loadKeyRing(config: KeyConfig): Promise<KeyRing> {
     verification.set(kid, { kid, alg, key: createPublicKey(key) });
     jwks.push(jwk);
   }
-  verification.set(signing.kid, { kid: signing.kid, alg: signing.alg, key: signing.key });
   for (const file of config.JWT_PREVIOUS_PUBLIC_KEY_FILES.split(',')
     .map((f) => f.trim())
     .filter(Boolean)) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createFileRegistry, type FileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { type FileDescriptorProto, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import {
+  type ChannelCredentials,
   credentials,
   type GrpcObject,
   loadPackageDefinition,
@@ -31,6 +32,7 @@ export class ReflectionClient {
   constructor(
     address: string,
     readonly version: 'v1' | 'v1alpha' = 'v1',
+    channelCredentials: ChannelCredentials = credentials.createInsecure(),
   ) {
     const def = loadSync(`grpc/reflection/${version}/reflection.proto`, {
       includeDirs: [protoRoot],
@@ -38,7 +40,7 @@ export class ReflectionClient {
     });
     const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: Record<string, GrpcObject> } };
     const Ctor = pkg.grpc.reflection[version]?.ServerReflection as unknown as ServiceClientConstructor;
-    this.client = new Ctor(address, credentials.createInsecure());
+    this.client = new Ctor(address, channelCredentials);
   }
 
   close(): void {

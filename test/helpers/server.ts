@@ -3,12 +3,18 @@
  * with its logs captured, and typed clients built from the generated service definitions.
  */
 import { Writable } from 'node:stream';
-import { credentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
 import bcrypt from 'bcrypt';
 import { expect } from 'chai';
 import pg from 'pg';
 import { type App, startApp } from '../../src/app.js';
-import { type ConnectSphereClient, connect, promiseClient, type ServiceError } from '../../src/client.js';
+import {
+  type ConnectOptions,
+  type ConnectSphereClient,
+  connect,
+  promiseClient,
+  type ServiceError,
+} from '../../src/client.js';
 import { loadConfig } from '../../src/config.js';
 import { HealthClient, HealthService } from '../../src/gen/health/v1/health.js';
 import { createLogger } from '../../src/logger.js';
@@ -42,7 +48,7 @@ export const TEST_ENV = {
 
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { database?: TestDatabase } = {},
+  options: { database?: TestDatabase; client?: ConnectOptions } = {},
 ): Promise<TestServer> {
   const db = options.database ?? (await createTestDatabase());
   const config = loadConfig({ ...TEST_ENV, DATABASE_URL: db.url, ...env });
@@ -55,7 +61,7 @@ export async function startTestServer(
   });
   const app = await startApp(config, createLogger(config.LOG_LEVEL, sink));
   const address = `127.0.0.1:${app.port}`;
-  const client = connect(address, { deadlineMs: 10_000 });
+  const client = connect(address, { deadlineMs: 10_000, ...options.client });
   let stopped = false;
   return {
     app,
@@ -130,8 +136,8 @@ export async function seedAccounts(s: TestServer, n: number, prefix = 'seed') {
 }
 
 /** A typed client of the standard health service. */
-export function healthOf(address: string) {
-  return promiseClient(HealthService, new HealthClient(address, credentials.createInsecure()), {
+export function healthOf(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+  return promiseClient(HealthService, new HealthClient(address, channelCredentials), {
     deadlineMs: 2000,
   });
 }

@@ -189,3 +189,44 @@ describe('call pipeline (middleware steps)', () => {
     expect(JSON.parse(lines[0] as string)).to.include({ method: '/x.v1.S/M', code: 'CANCELLED', msg: 'rpc' });
   });
 });
+
+describe('call pipeline: service accounts and introspection', () => {
+  const logger = createLogger('silent');
+  const run = (policy: CallPolicy, token?: string, names: string[] = [], introspectionRequired = false) => {
+    const { authenticator } = fakeAuthenticator();
+    const composed = compose(
+      [mapErrors(logger), authenticate(authenticator, { introspectionRequired })],
+      async (ctx) => ctx.caller,
+    );
+    return outcome(composed({ ...context(policy, token), certificateNames: names }));
+  };
+  const READ: CallPolicy = { auth: 'bearer', session: 'checked', services: ['users.read'] };
+  const INTRO: CallPolicy = { auth: 'introspection' };
+
+  it('lets a service account in only where the policy names one of its scopes', async () => {
+    expect(((await run(READ, 'svc')).value as ServiceCaller).name).to.equal('billing');
+    expect((await run(CHECKED, 'svc')).code, 'a user-only method').to.equal(Code.PERMISSION_DENIED);
+    const other: CallPolicy = { auth: 'bearer', session: 'checked', services: ['users.read.private'] };
+    expect((await run(other, 'svc')).details).to.match(/needs one of the scopes users\.read\.private/);
+  });
+
+  it('takes a verified client certificate for a service account, and a token before it', async () => {
+    expect(((await run(READ, undefined, ['billing.service'])).value as ServiceCaller).via).to.equal(
+      'certificate',
+    );
+    expect(
+      ((await run(READ, 'good', ['billing.service'])).value as UserCaller).kind,
+      'the token wins',
+    ).to.equal('user');
+    expect((await run(READ, undefined, ['stranger.example'])).code).to.equal(Code.UNAUTHENTICATED);
+  });
+
+  it('answers introspection for anyone by default, and only to tokens.introspect when required', async () => {
+    expect((await run(INTRO)).code).to.equal(Code.OK);
+    expect((await run(INTRO, undefined, [], true)).code).to.equal(Code.UNAUTHENTICATED);
+    expect((await run(INTRO, 'good', [], true)).code, 'a user').to.equal(Code.UNAUTHENTICATED);
+    expect((await run(INTRO, 'svc', [], true)).code, 'billing lacks the scope').to.equal(
+      Code.UNAUTHENTICATED,
+    );
+  });
+});
