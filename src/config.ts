@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import convict from 'convict';
+import { connectionOptions } from './db/url.js';
 import { parseCidrs } from './net/addresses.js';
 
 export const DEV_SECRET_KEY = 'dev-only-insecure-secret-change-me';
@@ -117,7 +118,7 @@ export const CONFIG_SCHEMA = {
     600_000,
   ),
   DATABASE_URL: {
-    doc: 'Empty: start an embedded PostgreSQL under DATA_DIR; else a `postgres://` URL',
+    doc: "Empty: start an embedded PostgreSQL under DATA_DIR; else a `postgres://` URL, with libpq's `sslmode` (default `prefer`), `sslrootcert`, `sslcert` and `sslkey` (see Encrypted database connections)",
     type: { kind: 'postgres-url' },
     default: '',
     sensitive: true,
@@ -379,6 +380,7 @@ convict.addFormat({
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
       throw new Error('must be empty (embedded PostgreSQL) or a postgres:// or postgresql:// URL');
     }
+    connectionOptions(v); // the TLS parameters (sslmode, ...): its message names the parameter, not the URL
   },
 });
 

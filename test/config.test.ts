@@ -93,6 +93,11 @@ describe('configuration', () => {
     [{ DB_POOL_MAX: '0' }, /DB_POOL_MAX/],
     [{ DB_POOL_MIN: '40' }, /DB_POOL_MIN: must not exceed DB_POOL_MAX/],
     [{ DATABASE_URL: 'mysql://x@y/z' }, /DATABASE_URL: must be empty .* postgres/],
+    [{ DATABASE_URL: 'postgres://x@y/z?sslmode=verify' }, /DATABASE_URL: sslmode "verify" is not one of/],
+    [
+      { DATABASE_URL: 'postgres://x@y/z?sslmode=verify-full' },
+      /DATABASE_URL: sslmode "verify-full" needs sslrootcert/,
+    ],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ NODE_ENV: 'staging' }, /NODE_ENV/],
     [{ ACCESS_TOKEN_EXPIRE_MINUTES: '1.5' }, /ACCESS_TOKEN_EXPIRE_MINUTES/],
@@ -114,6 +119,9 @@ describe('configuration', () => {
 
   it('never prints a secret value in an error', () => {
     expect(failure({ DATABASE_URL: 'mysql://user:hunter2@host/db' })).to.not.include('hunter2');
+    expect(failure({ DATABASE_URL: 'postgres://user:hunter2@host/db?sslmode=nope' })).to.not.include(
+      'hunter2',
+    );
     expect(failure({ NODE_ENV: 'production', SECRET_KEY: 'hunter2' })).to.not.include('hunter2');
   });
 

@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { Sequelize } from 'sequelize';
-import { connectionOptions } from '../src/db/database.js';
 import {
   acquireConnection,
   dialectValidate,
@@ -14,6 +13,7 @@ import {
   poolCounts,
   releaseConnection,
 } from '../src/db/internals.js';
+import { connectionOptions } from '../src/db/url.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('library internals we rely on (Sequelize 6, pg 8)', () => {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { Code, connect } from '../src/client.js';
 import { tempDataDir } from '../src/db/embedded.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
-import { spawnServer } from './helpers/process.js';
+import { getUserOnSeveralWorkers, spawnServer } from './helpers/process.js';
 import { newAccount } from './helpers/server.js';
 
 describe('server process lifecycle', () => {
@@ -55,24 +55,7 @@ describe('server process lifecycle', () => {
       const proc = await spawnServer({ DATABASE_URL: db.url, WORKERS: '2' });
       try {
         await proc.waitForLine(/"workers":2,"msg":"SERVING"/);
-        const acct = newAccount('workers');
-        const first = connect(`127.0.0.1:${proc.port}`);
-        const reg = await first.auth.register(acct);
-        first.close();
-        for (let i = 0; i < 6; i++) {
-          // separate connections: the cluster spreads connections, not calls
-          const c = connect(`127.0.0.1:${proc.port}`, {
-            token: reg.tokens?.accessToken,
-            channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
-          });
-          await c.users.getUser({ lookup: { $case: 'email', value: acct.email } });
-          c.close();
-        }
-        const workers = new Set(
-          proc.output
-            .filter((l) => l.includes('UserService/GetUser'))
-            .map((l) => (JSON.parse(l) as { worker: number }).worker),
-        );
+        const workers = await getUserOnSeveralWorkers(proc);
         expect(workers.size, 'GetUser served by both workers').to.equal(2);
         proc.child.kill('SIGTERM');
         expect((await proc.exited).code).to.equal(0);

@@ -4,6 +4,8 @@
  * (UNAVAILABLE, RESOURCE_EXHAUSTED) so no Sequelize type leaves src/db.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import {
   BaseError,
   ConnectionAcquireTimeoutError,
@@ -27,6 +29,9 @@ import {
   releaseConnection,
 } from './internals.js';
 import { defineModels, EXTRA_INDEXES_SQL } from './models.js';
+import { PreferTlsSocket } from './prefer-tls.js';
+import { type TlsMaterial, type TlsSettings, tlsFiles, tlsOptions, unreadableFile } from './tls.js';
+import { connectionOptions } from './url.js';
 
 export interface QueryOptions {
   tx?: Tx;
@@ -120,19 +125,27 @@ export function translateDbError(err: unknown, acquireMs: number): unknown {
 }
 
 /**
- * Connection settings from a postgres:// URL, honouring libpq's `?host=/socket/dir&port=N` form for
- * a Unix socket (Sequelize's own URL parsing does not).
+ * pg's TLS settings for one new connection, with the files read now (a replaced certificate is
+ * used from the next connection on). sslmode=prefer goes through PreferTlsSocket: pg itself is
+ * told plaintext, the socket asks for TLS.
  */
-export function connectionOptions(url: string) {
-  const u = new URL(url);
-  const socketHost = u.searchParams.get('host');
-  return {
-    database: decodeURIComponent(u.pathname.slice(1)),
-    username: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password),
-    host: socketHost ?? (u.hostname || 'localhost'),
-    port: Number(u.searchParams.get('port') || u.port || 5432),
-  };
+async function connectionTls(
+  settings: TlsSettings,
+  host: string,
+): Promise<{ ssl: TlsOptions | false; stream?: () => PreferTlsSocket }> {
+  const material: TlsMaterial = {};
+  for (const [file, path] of Object.entries(tlsFiles(settings)) as [keyof TlsMaterial, string][]) {
+    try {
+      material[file] = await fs.readFile(path);
+    } catch (err) {
+      throw unreadableFile(file, path, err);
+    }
+  }
+  const options = tlsOptions(settings, host, material);
+  if (settings.effective === 'prefer' && options) {
+    return { ssl: false, stream: () => new PreferTlsSocket(options) };
+  }
+  return { ssl: options };
 }
 
 /**
@@ -162,9 +175,10 @@ export function createDatabase(url: string, config: DbConfig, logger: Logger): D
   const bornAt = new WeakMap<object, number>();
   const recycleMs = config.DB_POOL_RECYCLE_S * 1000;
   const log = logger.child({ component: 'db' });
+  const { tls, ...target } = connectionOptions(url);
 
   const sequelize: Sequelize = new Sequelize({
-    ...connectionOptions(url),
+    ...target,
     dialect: 'postgres',
     dialectModule: guardedPg,
     // DB_ECHO=false: no SQL in the logs at all. Bind parameters (hashes) are never logged.
@@ -186,6 +200,8 @@ export function createDatabase(url: string, config: DbConfig, logger: Logger): D
     },
     dialectOptions: {
       application_name: 'connectsphere-identity',
+      // Always said (false: plaintext), so pg never falls back to PGSSLMODE from the environment.
+      ssl: false,
       connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
       ...(config.DB_STATEMENT_TIMEOUT_MS > 0
         ? {
@@ -196,6 +212,15 @@ export function createDatabase(url: string, config: DbConfig, logger: Logger): D
     },
     define: { underscored: true },
   });
+  if (tls.effective !== 'disable') {
+    // Sequelize hands each new connection's config to this hook before it opens the connection.
+    sequelize.addHook('beforeConnect', async (config) => {
+      Object.assign(
+        (config as { dialectOptions: object }).dialectOptions,
+        await connectionTls(tls, target.host),
+      );
+    });
+  }
   sequelize.addHook('afterConnect', (connection: unknown) => {
     bornAt.set(connection as object, Date.now());
   });

@@ -34,7 +34,7 @@ interface Binaries {
   pg_ctl: string;
 }
 
-interface RunAs {
+export interface RunAs {
   uid?: number;
   gid?: number;
 }
@@ -56,8 +56,11 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-/** PostgreSQL refuses to run as root: run it as the `postgres` system user, creating it if needed. */
-async function runAsUser(): Promise<RunAs> {
+/**
+ * PostgreSQL refuses to run as root: run it as the `postgres` system user, creating it if needed.
+ * (Files the server must own, such as a test's TLS key, are chowned to it.)
+ */
+export async function runAsUser(): Promise<RunAs> {
   if (process.getuid?.() !== 0) return {};
   const ids = async () => {
     const uid = Number((await execFileAsync('id', ['-u', SUPERUSER])).stdout.trim());
@@ -155,7 +158,8 @@ export function attachEmbeddedPostgres(dataDir: string): string | null {
   const port = runningPostmasterPort(path.join(dir, 'pg'));
   if (!port) return null;
   const password = fs.readFileSync(path.join(dir, APP_PASSWORD_FILE), 'utf8').trim();
-  return `postgres://${APP_ROLE}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`; // TCP: always on
+  // TCP: always on; no TLS (our own loopback server), so no asking for it either
+  return `postgres://${APP_ROLE}:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}?sslmode=disable`;
 }
 
 /** A postmaster left running by a server that was killed (SIGKILL) still holds the data directory. */
@@ -364,7 +368,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const urlFor = (user: string, secret: string) =>
     useSocket
       ? `postgres://${user}:${encodeURIComponent(secret)}@localhost/${APP_DATABASE}?host=${encodeURIComponent(socketDir)}&port=${port}`
-      : `postgres://${user}:${encodeURIComponent(secret)}@127.0.0.1:${port}/${APP_DATABASE}`;
+      : `postgres://${user}:${encodeURIComponent(secret)}@127.0.0.1:${port}/${APP_DATABASE}?sslmode=disable`;
   const adminUrl = urlFor(SUPERUSER, password);
   const url = urlFor(APP_ROLE, appPassword);
   try {

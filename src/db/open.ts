@@ -8,6 +8,8 @@ import type { AppConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createDatabase, type Database, type DbConfig } from './database.js';
 import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import { explainTlsFailure, productionTlsWarning } from './tls.js';
+import { connectionOptions } from './url.js';
 
 export interface OpenedDatabase {
   /** Where it is (for processes that open their own pool, such as cluster workers). */
@@ -19,7 +21,8 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
-export type OpenConfig = DbConfig & Pick<AppConfig, 'DATABASE_URL' | 'DATA_DIR' | 'EMBEDDED_PG_PORT'>;
+export type OpenConfig = DbConfig &
+  Pick<AppConfig, 'DATABASE_URL' | 'DATA_DIR' | 'EMBEDDED_PG_PORT' | 'NODE_ENV'>;
 
 export async function openDatabase(
   config: OpenConfig,
@@ -38,6 +41,9 @@ export async function openDatabase(
     });
     url = embedded.url;
   }
+  const { tls, host } = connectionOptions(url);
+  const warning = config.NODE_ENV === 'production' ? productionTlsWarning(tls, host) : null;
+  if (warning) logger.warn(warning);
   const db = createDatabase(url, config, logger);
   const close = async () => {
     try {
@@ -51,7 +57,9 @@ export async function openDatabase(
     if (config.DB_SYNC) await db.sync();
   } catch (err) {
     await close();
-    throw err;
+    // A certificate that does not verify, a server without TLS, a missing file: said plainly.
+    const tlsProblem = explainTlsFailure(err, tls, host);
+    throw tlsProblem ? new Error(tlsProblem) : err;
   }
   return { url, db, embedded, close };
 }

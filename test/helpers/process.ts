@@ -11,6 +11,8 @@ import {
   runToExit,
   startServer,
 } from '../../bench/lib/server-process.js';
+import { connect } from '../../src/client.js';
+import { newAccount } from './server.js';
 
 const TSX = ['--import', import.meta.resolve('tsx')];
 const ts = (file: string, env: Record<string, string>, args: string[] = []): LaunchOptions => ({
@@ -44,3 +46,28 @@ export const runUntilExit = (env: Record<string, string>, timeoutMs = 30_000) =>
 /** Runs an operator command (src/cli.ts) to completion. */
 export const runCli = (args: string[], env: Record<string, string>, timeoutMs = 30_000) =>
   runToExit(ts('src/cli.ts', env, args), timeoutMs);
+
+/**
+ * Registers an account on a WORKERS server, then calls GetUser `calls` times, each on a connection of
+ * its own (the cluster spreads connections, not calls); returns the pids of the workers that served
+ * those GetUsers, from their log lines.
+ */
+export async function getUserOnSeveralWorkers(proc: ServerProcess, calls = 6): Promise<Set<number>> {
+  const acct = newAccount('workers');
+  const first = connect(`127.0.0.1:${proc.port}`);
+  const reg = await first.auth.register(acct);
+  first.close();
+  for (let i = 0; i < calls; i++) {
+    const c = connect(`127.0.0.1:${proc.port}`, {
+      token: reg.tokens?.accessToken,
+      channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+    });
+    await c.users.getUser({ lookup: { $case: 'email', value: acct.email } });
+    c.close();
+  }
+  return new Set(
+    proc.output
+      .filter((l) => l.includes('UserService/GetUser'))
+      .map((l) => (JSON.parse(l) as { worker: number }).worker),
+  );
+}
