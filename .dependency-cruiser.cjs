@@ -79,6 +79,21 @@ module.exports = {
       to: { path: '^src/db/' },
     },
     {
+      name: 'ops-is-wired-by-the-root',
+      severity: 'error',
+      comment:
+        'src/ops (metrics, the operations port) is created by app.ts or the cluster primary (main.ts) only.',
+      from: { path: '^(src|services)/', pathNot: ['^src/ops/', '^src/(app|main)[.]ts$'] },
+      to: { path: '^src/ops/' },
+    },
+    {
+      name: 'only-src-ops-knows-prometheus',
+      severity: 'error',
+      comment: 'The watched parts tell observer interfaces; only src/ops imports prom-client.',
+      from: { path: '^(src|services)/', pathNot: '^src/ops/' },
+      to: { path: '^node_modules/prom-client/' },
+    },
+    {
       name: 'generated-code-imports-only-its-runtime',
       severity: 'error',
       comment:

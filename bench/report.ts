@@ -50,6 +50,8 @@ export interface RunResult {
   flood?: { alone: Row; during: Row; login: Row };
   loginTiming?: { wrong: Row; unknown: Row };
   workers?: { nodeProcs: number[]; rows: Row[] };
+  /** GetUser c=50 on fresh servers without and with the operations port, alternating, two rounds. */
+  opsPort?: { off: Row[]; on: Row[]; scrapes: number; everyMs: number };
   verdicts: Verdict[];
 }
 
@@ -115,6 +117,14 @@ export function verdicts(run: RunResult): Verdict[] {
     const procs = `${w.nodeProcs.join(' vs ')} Node processes${honoured ? '' : ': WORKERS=2 NOT honoured'}`;
     const measured = `${rps(one)} vs ${rps(two)} RPS = ${fmt(ratio(two, one), 2)}; ${procs}`;
     v(honoured ? null : false, 'GetUser by id c=50, WORKERS=1 vs 2', measured);
+  }
+  if (run.opsPort) {
+    const { off, on, scrapes, everyMs } = run.opsPort;
+    const mean = (rows: Row[]) => rows.reduce((s, r) => s + r.rps, 0) / Math.max(1, rows.length);
+    const cost = 1 - ratio(mean(on), mean(off));
+    const rounds = off.map((r, i) => `${rps(r.rps)} vs ${rps(on[i]?.rps)}`).join(', ');
+    const measured = `${rounds} RPS (off vs on, by round): cost ${fmt(cost * 100, 1)} %; ${scrapes} scrapes, one per ${everyMs} ms`;
+    v(cost < 0.05, 'operations port (metrics collected and scraped) costs GetUser c=50 under 5 %', measured);
   }
   return out;
 }
@@ -198,6 +208,22 @@ function blocks(run: RunResult): Block[] {
   out.push(...compare(loginT, loginNote, 'wrong password', 'unknown email', lt && [lt.wrong, lt.unknown]));
   const procs = `Node processes: ${w?.nodeProcs}`;
   out.push(...compare('GetUser by id c=50, by WORKERS', procs, 'WORKERS=1', 'WORKERS=2', w?.rows));
+  const op = run.opsPort;
+  const opsRows = op?.off.flatMap((r, i) => [r, op.on[i]].filter((x): x is Row => x !== undefined));
+  const opsNote =
+    op &&
+    `fresh servers in turn, off then on, ${op.off.length} rounds; /metrics scraped every ${op.everyMs} ms when on`;
+  if (opsRows?.length) {
+    const rows = opsRows.map((r, i) => [
+      `${i % 2 ? 'on' : 'off'} (round ${Math.floor(i / 2) + 1})`,
+      ...lat(r),
+    ]);
+    out.push({
+      title: 'GetUser by id c=50, without and with the operations port',
+      note: opsNote,
+      table: { head: ['ops port', ...LAT], rows, left: 1 },
+    });
+  }
 
   const ceilingRows = run.ceilings.map((r) => [r.label, `${r.concurrency}`, ...lat(r), pct(r.clientCpuPct)]);
   const ceilings = { head: ['ceiling', 'c', ...LAT, 'client CPU'], rows: ceilingRows, left: 1 };

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '../src/client.js';
-import { tempDataDir } from '../src/db/embedded.js';
+import { freePort, tempDataDir } from '../src/db/embedded.js';
 import { User } from '../src/gen/connectsphere/user/v1/user.js';
 import {
   BENCH_PASSWORD,
@@ -40,6 +40,7 @@ const FLAGS: Record<string, [string | boolean, string]> = {
   channels: ['4', 'HTTP/2 connections per load worker and group'],
   'server-env': ['', 'K=V: extra server environment, repeatable (e.g. DB_POOL_MAX=50)'],
   'no-compare-workers': [false, 'skip the WORKERS=2 run'],
+  'no-compare-ops': [false, 'skip the GetUser runs with and without the operations port'],
   'cpu-prof': [false, 'run the server under node --cpu-prof; the profiles go to bench/results/prof'],
   help: [false, 'this text'],
 };
@@ -65,6 +66,7 @@ const o = {
   channels: num('channels'),
   serverEnv: Object.fromEntries(((v['server-env'] ?? []) as string[]).map((kv) => kv.split(/=(.*)/s))),
   compareWorkers: !v['no-compare-workers'],
+  compareOps: !v['no-compare-ops'],
   cpuProf: Boolean(v['cpu-prof']),
 };
 for (const s of o.scenarios) if (!(s in report.SCENARIOS)) throw new Error(`--scenarios: no scenario ${s}`);
@@ -78,6 +80,27 @@ const levelsOf = (s: Scenario) =>
 const SLOW = ['login', 'register', 'bcryptCompare', 'loginWrongPassword', 'loginUnknownEmail'];
 const sessionsFor = (c: number) => c + Math.ceil(c / 5) + 2; // one per VU, and spares
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** GETs /metrics every `everyMs` (Prometheus scrapes every 15-60 s: this is harsher); `stop` says how many answered 200. */
+function scrapeEvery(port: number, everyMs: number) {
+  let ok = 0;
+  const scrape = () =>
+    fetch(`http://127.0.0.1:${port}/metrics`)
+      .then(async (res) => {
+        await res.text();
+        if (res.status === 200) ok++;
+      })
+      .catch(() => {});
+  const timer = setInterval(scrape, everyMs);
+  void scrape();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await scrape();
+      return ok;
+    },
+  };
+}
 
 async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
   const [outDir, profDir] = [path.join(ROOT, 'bench/results'), path.join(ROOT, 'bench/results/prof')];
@@ -102,9 +125,10 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
   let server: ServerProc | undefined;
   cleanup.push(async () => server?.stop());
   const seen = new Set(o.cpuProf ? fs.readdirSync(profDir) : []);
-  const launch = async (label: string, workers: number) => {
+  const launch = async (label: string, workers: number, extra: Record<string, string> = {}) => {
     const nodeArgs = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    const s = await serveBuild(dataDir, { ...env, SECRET_KEY: secret, WORKERS: `${workers}` }, { nodeArgs });
+    const serverEnv = { ...env, SECRET_KEY: secret, WORKERS: `${workers}`, ...extra };
+    const s = await serveBuild(dataDir, serverEnv, { nodeArgs });
     run.server.startups.push({ label, ms: s.startupMs, readyBy: s.readyBy });
     const procs = sampleTree(s.child.pid as number).filter((p) => p.kind === 'node').length;
     const by = s.readyBy === 'log' ? 'its SERVING line' : 'health check';
@@ -270,6 +294,27 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
     const [two] = (await measure('GetUser by id, WORKERS=2', [{ ...get10, concurrency: 50 }])) as Row[];
     run.workers = { nodeProcs: [one, two].map((r) => r.usage?.nodeProcs ?? 0), rows: [one, two] };
     await stop('warm, WORKERS=2');
+  }
+  if (o.compareOps && one) {
+    // Fresh servers in turn, without and with the operations port (so with metrics collected),
+    // twice, so a drift of the machine shows as a difference between rounds, not as the cost.
+    const opsPort = await freePort();
+    const sides = { off: [] as Row[], on: [] as Row[] };
+    let scrapes = 0;
+    for (const round of [1, 2])
+      for (const side of ['off', 'on'] as const) {
+        const label = `warm, ops port ${side} (${round})`;
+        server = await launch(label, 1, side === 'on' ? { OPS_PORT: `${opsPort}` } : {});
+        await context();
+        await warmUp();
+        const scraper = side === 'on' ? scrapeEvery(opsPort, 1000) : undefined;
+        const title = `GetUser by id, ops port ${side}`;
+        const [row] = (await measure(title, [{ ...get10, concurrency: 50 }])) as Row[];
+        scrapes += (await scraper?.stop()) ?? 0;
+        sides[side].push(row);
+        await stop(label);
+      }
+    run.opsPort = { ...sides, scrapes, everyMs: 1000 };
   }
   server = undefined;
   if (run.server.startups.every((s) => s.readyBy === 'health'))

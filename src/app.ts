@@ -11,6 +11,7 @@ import { createServiceTokenIssuer } from '../services/auth/service-accounts.serv
 import { createUserHandlers } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, DEV_SECRET_KEY, introspectionRequired } from './config.js';
+import { createBatcherRegistry } from './db/batcher.js';
 import type { Database, PoolStats } from './db/database.js';
 import { startHousekeeping } from './db/housekeeping.js';
 import { openDatabase } from './db/open.js';
@@ -23,16 +24,21 @@ import { UserServiceService } from './gen/connectsphere/user/v1/user.js';
 import { adaptService } from './grpc/adapter.js';
 import type { Middleware } from './grpc/context.js';
 import { createStrictDecoding } from './grpc/decoding.js';
+import { rpcMetricsInterceptor } from './grpc/metrics.js';
 import { authenticate } from './grpc/middleware/authenticate.js';
 import { resolveClientAddress } from './grpc/middleware/client-address.js';
 import { rejectUndecodable } from './grpc/middleware/decode.js';
 import { proveLiveness } from './grpc/middleware/liveness.js';
 import { logCalls } from './grpc/middleware/log.js';
+import { identifyRequest } from './grpc/middleware/request-id.js';
 import { mapErrors } from './grpc/middleware/status.js';
 import { AUTH_POLICY, USER_POLICY } from './grpc/policy.js';
 import { createReloadableTls } from './grpc/tls.js';
 import type { Logger } from './logger.js';
 import { createAddressResolver, parseCidrs } from './net/addresses.js';
+import { startOpsServer } from './ops/http.js';
+import { createMetrics, shareMetricsWithPrimary } from './ops/metrics.js';
+import { UNCOUNTED } from './ports.js';
 import { createAuthenticator } from './security/authenticator.js';
 import { loadKeyRing } from './security/keys.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
@@ -50,8 +56,20 @@ export interface AppStats {
   databaseUp: boolean;
 }
 
+export interface AppOptions {
+  /**
+   * False in a cluster worker: the primary serves the operations port, with the metrics summed
+   * over its workers (each worker still collects its own when OPS_PORT is set).
+   */
+  serveOps?: boolean;
+  /** Told when the process becomes ready (gRPC health SERVING) or stops being ready. */
+  onReadiness?: (ready: boolean) => void;
+}
+
 export interface App {
   readonly port: number;
+  /** The operations port, when this process serves one. */
+  readonly opsPort: number | undefined;
   readonly db: Database;
   readonly server: GrpcServer;
   stats(): AppStats;
@@ -61,7 +79,8 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function startApp(config: AppConfig, logger: Logger): Promise<App> {
+export async function startApp(config: AppConfig, logger: Logger, options: AppOptions = {}): Promise<App> {
+  const serveOps = options.serveOps ?? true;
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
     for (const fn of cleanups.reverse())
@@ -73,14 +92,24 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         'SECRET_KEY is the built-in development key: anyone can forge tokens for this server; set SECRET_KEY (openssl rand -base64 48)',
       );
     }
-    const opened = await openDatabase(config, logger);
+    // OPS_PORT=0: nothing reads metrics, so none are collected (no interceptor, no observers).
+    const metrics = config.OPS_PORT > 0 ? createMetrics() : undefined;
+    if (metrics && !serveOps) shareMetricsWithPrimary(metrics.registry);
+    const opened = await openDatabase(config, logger, { poolObserver: metrics?.pool });
     cleanups.push(() => opened.close());
     const { db } = opened;
 
-    const batching = { maxBatch: 500, maxInFlight: 2, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
+    const batchers = createBatcherRegistry();
+    const batching = {
+      maxBatch: 500,
+      maxInFlight: 2,
+      maxWaitMs: config.DB_POOL_ACQUIRE_MS,
+      registry: batchers,
+    };
     const users = createUserStore(db, batching);
     const sessions = createSessionStore(db, batching);
-    const hasher = createPasswordHasher(config);
+    const hasher = createPasswordHasher(config, { observer: metrics?.hashing });
+    const counters = metrics?.security ?? UNCOUNTED;
     const strength = createPasswordStrength({
       queueMax: config.HASH_QUEUE_MAX,
       perSourceMax: config.HASH_QUEUE_PER_SOURCE,
@@ -114,6 +143,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       tokens,
       throttle,
       checkCurrentPassword,
+      counters,
       policy: {
         refreshReuseGraceS: config.REFRESH_REUSE_GRACE_SECONDS,
         sessionMaxLifetimeS: config.SESSION_MAX_LIFETIME_S,
@@ -140,12 +170,19 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         source: config.LOGIN_SOURCE_MAX_FAILURES,
         account: config.LOGIN_ACCOUNT_MAX_FAILURES,
       },
+      counters,
+    });
+    metrics?.watch({
+      pool: { stats: () => db.poolStats(), max: config.DB_POOL_MAX, min: config.DB_POOL_MIN },
+      pendingLookups: () => batchers.pending(),
+      hashing: () => hasher.stats(),
     });
     const housekeeping = startHousekeeping(db, config, logger);
     cleanups.push(() => housekeeping.stop());
 
     // The per-call pipeline, outermost first (see src/grpc/context.ts).
     const pipeline: Middleware[] = [
+      identifyRequest,
       resolveClientAddress(createAddressResolver(parseCidrs(config.TRUSTED_PROXIES))),
       logCalls(logger),
       mapErrors(logger),
@@ -153,6 +190,33 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       authenticate(authenticator, { introspectionRequired: introspectionRequired(config) }),
       proveLiveness(authenticator),
     ];
+    // The operations port opens before the gRPC port, so a taken OPS_PORT stops start-up early.
+    let serving = false;
+    let stopping = false;
+    let databaseUp = true;
+    const notReadyBecause = () =>
+      stopping
+        ? 'shutting down'
+        : !serving
+          ? 'starting'
+          : databaseUp
+            ? null
+            : 'the database cannot be reached';
+    const ops =
+      serveOps && config.OPS_PORT > 0 && metrics
+        ? await startOpsServer(
+            { host: config.OPS_HOST, port: config.OPS_PORT, logger },
+            {
+              metrics: async () => ({
+                contentType: metrics.registry.contentType,
+                body: await metrics.registry.metrics(),
+              }),
+              notReadyBecause,
+              jwks: () => keys.jwks,
+            },
+          )
+        : undefined;
+    if (ops) cleanups.push(() => ops.close());
     const strict = createStrictDecoding();
     const tls = config.GRPC_TLS_CERT_FILE
       ? await createReloadableTls({
@@ -167,6 +231,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       port: config.GRPC_PORT,
       credentials: tls?.credentials,
       maxReceiveBytes: config.GRPC_MAX_RECEIVE_BYTES,
+      interceptors: metrics ? [rpcMetricsInterceptor(metrics.rpc)] : [],
       logger,
       services: [
         {
@@ -186,10 +251,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         },
       ],
     });
-    let stopping = false;
-    let databaseUp = true;
     server.setServing(true);
+    serving = true;
     logger.info({ port: server.port }, 'SERVING');
+    options.onReadiness?.(true);
 
     // Health follows the database: NOT_SERVING while it cannot be reached, SERVING again when it can.
     const watchdog = createWatchdog(
@@ -199,6 +264,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         if (stopping || up === databaseUp) return;
         databaseUp = up;
         server.setServing(up);
+        options.onReadiness?.(up);
         if (up) logger.info('database reachable again: SERVING');
         else logger.warn('database unreachable: NOT_SERVING');
       },
@@ -220,6 +286,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     let stopped: Promise<void> | undefined;
     return {
       port: server.port,
+      opsPort: ops?.port,
       db,
       server,
       stats,
@@ -242,6 +309,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       stop() {
         stopped ??= (async () => {
           stopping = true;
+          options.onReadiness?.(false);
           watchdog.stop();
           clearInterval(statsTimer);
           const { forced } = await server.stop(config.SHUTDOWN_GRACE_MS);

@@ -274,6 +274,16 @@ export const CONFIG_SCHEMA = {
   ),
   PRUNE_INTERVAL_S: int('How often the housekeeping job runs (0: never)', 3_600, 0, 604_800),
   STATS_LOG_INTERVAL_S: int('Log memory, pool and hashing figures this often (0: never)', 0, 0, 86_400),
+  OPS_PORT: int(
+    'HTTP port for /metrics (Prometheus), /healthz, /readyz and /.well-known/jwks.json (0: off, and no metrics are collected)',
+    9464,
+    0,
+    65535,
+  ),
+  OPS_HOST: str(
+    'Address the operations port listens on (0.0.0.0 for a scraper on another host)',
+    '127.0.0.1',
+  ),
   WORKERS: int('Server processes sharing the port (Node cluster); 0: one per CPU core', 1, 0, 64),
   LOG_LEVEL: oneOf(
     'Structured JSON log level (one line per RPC at `info`)',
@@ -432,6 +442,8 @@ function crossChecks(c: AppConfig): string[] {
         'set GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE, or GRPC_ALLOW_PLAINTEXT=true behind a mesh sidecar that terminates TLS',
     );
   }
+  if (c.OPS_PORT !== 0 && c.OPS_PORT === c.GRPC_PORT)
+    problems.push(`OPS_PORT: must differ from GRPC_PORT (${c.GRPC_PORT}); 0 turns the operations port off`);
   if (c.NODE_ENV === 'production') {
     const generate = `use at least ${MIN_PRODUCTION_SECRET_BYTES} random bytes, e.g. \`openssl rand -base64 48\``;
     if (c.SECRET_KEY.includes(DEV_SECRET_KEY)) {

@@ -1,6 +1,15 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
+
+/** What every log line written during one RPC carries (set by the request-id step). */
+export interface CallLogFields {
+  request_id: string;
+  trace_id?: string;
+}
+/** The RPC a piece of work belongs to: log lines written inside `callScope.run(fields, ...)` carry its fields. */
+export const callScope = new AsyncLocalStorage<CallLogFields>();
 
 /**
  * Structured JSON logs. Secrets are never logged on purpose; the redaction list is the safety net
@@ -26,6 +35,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     base: { service: 'connectsphere-identity' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: () => callScope.getStore() ?? {},
   };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -13,8 +13,11 @@ import { startApp } from './app.js';
 import { type AppConfig, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { openDatabase } from './db/open.js';
 import { createLogger, type Logger } from './logger.js';
+import { startOpsServer } from './ops/http.js';
+import { clusterMetrics } from './ops/metrics.js';
+import { loadKeyRing } from './security/keys.js';
 
-type Message = { type: 'serving'; port: number };
+type Message = { type: 'serving'; port: number } | { type: 'ready'; ready: boolean };
 
 /** Calls `stop` on SIGTERM/SIGINT, once; npm and process managers often deliver one request twice. */
 function onStopSignal(logger: Logger, graceMs: number, stop: () => Promise<void>): void {
@@ -43,8 +46,14 @@ function onStopSignal(logger: Logger, graceMs: number, stop: () => Promise<void>
 }
 
 async function runServer(config: AppConfig, logger: Logger): Promise<void> {
-  const app = await startApp(config, logger);
-  if (cluster.isWorker) process.send?.({ type: 'serving', port: app.port } satisfies Message);
+  const tell = (msg: Message) => {
+    if (cluster.isWorker && process.connected) process.send?.(msg);
+  };
+  const app = await startApp(config, logger, {
+    serveOps: !cluster.isWorker,
+    onReadiness: (ready) => tell({ type: 'ready', ready }),
+  });
+  tell({ type: 'serving', port: app.port });
   onStopSignal(logger, config.SHUTDOWN_GRACE_MS, () => app.stop());
   // SIGHUP: read the TLS certificate files again (rotation without a restart)
   process.on('SIGHUP', () => void app.reloadTls().catch(() => {}));
@@ -58,10 +67,33 @@ async function runPrimary(config: AppConfig, logger: Logger, workers: number): P
   const workerEnv = { DATABASE_URL: url, DB_SYNC: 'false', WORKERS: '1' };
   let stopping = false;
   const serving = new Set<number>();
+  const ready = new Set<number>();
   let announced = false;
+  // The operations port is the primary's: metrics summed over the workers, ready when all are.
+  const ops =
+    config.OPS_PORT > 0
+      ? await startOpsServer(
+          { host: config.OPS_HOST, port: config.OPS_PORT, logger },
+          {
+            metrics: clusterMetrics(),
+            notReadyBecause: () =>
+              stopping
+                ? 'shutting down'
+                : ready.size < workers
+                  ? `${ready.size} of ${workers} workers ready`
+                  : null,
+            jwks: await loadKeyRing(config).then((keys) => () => keys.jwks),
+          },
+        )
+      : undefined;
   const fork = (): Worker => {
     const worker = cluster.fork(workerEnv);
     worker.on('message', (msg: Message) => {
+      if (msg?.type === 'ready') {
+        if (msg.ready) ready.add(worker.id);
+        else ready.delete(worker.id);
+        return;
+      }
       if (msg?.type !== 'serving') return;
       serving.add(worker.id);
       if (!announced && serving.size === workers) {
@@ -73,6 +105,7 @@ async function runPrimary(config: AppConfig, logger: Logger, workers: number): P
   };
   cluster.on('exit', (worker, code, signal) => {
     serving.delete(worker.id);
+    ready.delete(worker.id);
     if (stopping) return;
     logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting another');
     setTimeout(fork, 1000);
@@ -95,6 +128,7 @@ async function runPrimary(config: AppConfig, logger: Logger, workers: number): P
           }),
       ),
     );
+    await ops?.close();
     await embedded?.stop();
   });
 }

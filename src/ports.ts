@@ -194,3 +194,16 @@ export interface AttemptThrottle {
   /** After a success (or an attempt never evaluated): `clear` keys start afresh, `refund` keys get the attempt back. */
   settle(clear: readonly ThrottleKey[], refund: readonly ThrottleKey[]): Promise<void>;
 }
+
+export type LoginOutcome = 'success' | 'bad_credentials' | 'throttled' | 'refused';
+export type RefreshOutcome = RotateResult['outcome'];
+
+/** Counts of security outcomes, for the operators' metrics (src/ops/metrics.ts). */
+export interface SecurityCounters {
+  login(outcome: LoginOutcome): void;
+  refresh(outcome: RefreshOutcome): void;
+  serviceTokenIssued(): void;
+}
+
+/** Counting nothing: for the CLI and for tests that do not look. */
+export const UNCOUNTED: SecurityCounters = { login() {}, refresh() {}, serviceTokenIssued() {} };

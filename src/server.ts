@@ -7,6 +7,7 @@
 import {
   Server,
   ServerCredentials,
+  type ServerInterceptor,
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -26,6 +27,8 @@ export interface GrpcServerOptions {
   /** TLS (src/grpc/tls.ts) or, by default, plaintext. */
   credentials?: ServerCredentials;
   maxReceiveBytes: number;
+  /** Around every call the server handles (health and reflection too): the metrics. */
+  interceptors?: ServerInterceptor[];
   services: ServiceBinding[];
   logger: Logger;
 }
@@ -42,6 +45,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const server = new Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
+    interceptors: options.interceptors ?? [],
   });
   for (const s of services) server.addService(s.definition, s.implementation);
 

@@ -64,11 +64,14 @@ describe('database faults', () => {
     let port: number;
     let pgServer: EmbeddedPostgres;
     let s: TestServer;
+    let opsPort: number;
     const logger = createLogger('warn');
+    const readyz = async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).status;
     before(async function () {
       this.timeout(60_000);
       dataDir = tempDataDir('cs-outage-');
       port = await freePort();
+      opsPort = await freePort();
       pgServer = await startEmbeddedPostgres({ dataDir, port, logger });
       const database: TestDatabase = { url: pgServer.url, name: 'connectsphere', drop: async () => {} };
       s = await startTestServer(
@@ -77,6 +80,7 @@ describe('database faults', () => {
           DB_POOL_ACQUIRE_MS: '3000',
           DB_CONNECT_TIMEOUT_MS: '1000',
           LOG_LEVEL: 'warn',
+          OPS_PORT: String(opsPort),
         },
         { database },
       );
@@ -86,7 +90,7 @@ describe('database faults', () => {
       await pgServer?.stop();
     });
 
-    it('fails calls with UNAVAILABLE (none waits for its deadline), turns NOT_SERVING, and recovers without a restart', async function () {
+    it('fails calls with UNAVAILABLE (none waits for its deadline), turns NOT_SERVING (/readyz 503), and recovers without a restart', async function () {
       this.timeout(90_000);
       const acct = newAccount('outage');
       const reg = await s.client.auth.register(acct);
@@ -115,6 +119,7 @@ describe('database faults', () => {
         'NOT_SERVING',
         async () => (await health.check({ service: '' })).status === Serving.NOT_SERVING,
       );
+      expect(await readyz(), '/readyz follows the health service').to.equal(503);
       const err = await expectCode(get(), Code.UNAVAILABLE, /database/);
       expect(err.details).to.not.match(/ECONNREFUSED|127\.0\.0\.1|select|stack/i);
       await until(
@@ -129,6 +134,7 @@ describe('database faults', () => {
         async () => (await get()).email === acct.email,
       );
       await until('SERVING', async () => (await health.check({ service: '' })).status === Serving.SERVING);
+      await until('/readyz 200 again', async () => (await readyz()) === 200);
       running = false;
       await Promise.all(loops);
       me.close();

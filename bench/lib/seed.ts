@@ -21,7 +21,8 @@ export async function serveBuild(dataDir: string, env: Record<string, string>, o
   const port = await freePort();
   const base = { GRPC_HOST: '127.0.0.1', GRPC_PORT: String(port), DATA_DIR: dataDir };
   const options = { script: SERVER_JS, port, maxLines: 200, timeoutMs: 120_000 };
-  return startServer({ ...options, env: { ...env, ...base }, ...o });
+  // no operations port unless the caller asks for one (the bench's ops-port scenario)
+  return startServer({ ...options, env: { OPS_PORT: '0', ...env, ...base }, ...o });
 }
 
 /** The URL of the embedded database a running server owns through its DATA_DIR. */

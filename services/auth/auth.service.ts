@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { UserCaller } from '../../src/caller.js';
 import {
+  AppError,
   InvalidArgumentError,
   notFound,
   throttled,
@@ -16,7 +17,9 @@ import {
 import type {
   AttemptThrottle,
   IssuedTokens,
+  LoginOutcome,
   NewSession,
+  SecurityCounters,
   ServiceAccountStore,
   SessionInfo,
   SessionStore,
@@ -59,6 +62,7 @@ export interface AuthDeps {
   throttle: AttemptThrottle;
   checkCurrentPassword: CurrentPasswordCheck;
   policy: AuthPolicy;
+  counters: SecurityCounters;
 }
 
 export interface AuthPolicy {
@@ -111,6 +115,14 @@ const required = (field: string, value: string, what: string) => {
   }
 };
 
+/** What a failed login counts as: wrong credentials, locked out, or refused for load (else not an attempt). */
+function failedLoginOutcome(err: unknown): LoginOutcome | undefined {
+  if (!(err instanceof AppError)) return undefined;
+  if (err.kind === 'UNAUTHENTICATED') return 'bad_credentials';
+  if (err.kind === 'RESOURCE_EXHAUSTED') return err.retryAfterS === undefined ? 'refused' : 'throttled';
+  return undefined;
+}
+
 export type AuthService = ReturnType<typeof createAuthService>;
 
 export function createAuthService(deps: AuthDeps) {
@@ -125,6 +137,7 @@ export function createAuthService(deps: AuthDeps) {
     throttle,
     checkCurrentPassword,
     policy,
+    counters,
   } = deps;
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = (origin: Origin) => {
@@ -174,6 +187,49 @@ export function createAuthService(deps: AuthDeps) {
     if (problem) v.add(field, problem);
   };
 
+  /**
+   * The attempt is reserved against the account from this address, this address and this account
+   * before any hashing (src/throttle.ts): parallel guesses get at most the limit of evaluations,
+   * a locked key refuses even the right password, and the same answer comes whether or not the
+   * account exists.
+   */
+  const attemptLogin = async (email: string, password: string, origin: Origin): Promise<SignedIn> => {
+    const source = origin.clientAddress;
+    hasher.assertCapacity(source); // refuse a flood before it costs database work
+
+    const keys = loginKeys(email, source, policy.loginLimits);
+    const all = [keys.pair, keys.source, keys.account];
+    const reservation = await throttle.reserve(all, origin.signal);
+    if (!reservation.granted) throw throttled(reservation.waitS);
+    let found: Awaited<ReturnType<UserStore['findCredentialsByEmail']>>;
+    let ok: boolean;
+    try {
+      found = await users.findCredentialsByEmail(email, origin.signal);
+      throwIfAborted(origin.signal);
+      ok = await hasher.verify(password, found?.passwordHash ?? null, {
+        signal: origin.signal,
+        source,
+      });
+    } catch (err) {
+      await throttle.settle([], all).catch(() => {}); // never evaluated: give the attempt back
+      throw err;
+    }
+    if (!found || !ok) throw unauthenticated(BAD_CREDENTIALS);
+    // Proven: the pair starts afresh; the address and the account get this attempt back.
+    await throttle.settle([keys.pair], [keys.source, keys.account]);
+
+    if (hasher.needsRehash(found.passwordHash)) {
+      // Upgrade a hash made at another cost; a concurrent password change wins.
+      const upgraded = await hasher.hash(password, { signal: origin.signal, source });
+      await users.upgradePasswordHash(found.id, found.passwordHash, upgraded);
+    }
+    throwIfAborted(origin.signal);
+    const { passwordHash: _, ...user } = found;
+    const { session, refresh } = openSession(origin);
+    await sessions.create(user.id, session);
+    return { user, tokens: await issue(user, session.sessionId, refresh) };
+  };
+
   return {
     async register(
       input: { email: string; password: string; displayName: string },
@@ -202,62 +258,36 @@ export function createAuthService(deps: AuthDeps) {
       return { user, tokens: await issue(user, session.sessionId, refresh) };
     },
 
-    /**
-     * The attempt is reserved against the account from this address, this address and this account
-     * before any hashing (src/throttle.ts): parallel guesses get at most the limit of evaluations,
-     * a locked key refuses even the right password, and the same answer comes whether or not the
-     * account exists.
-     */
+    /** A login attempt (see attemptLogin), counted by outcome; a malformed request is no attempt. */
     async login(input: { email: string; password: string }, origin: Origin): Promise<SignedIn> {
       const v = new Violations();
       const email = checkEmailLookup(v, 'email', input.email);
       checkGivenPassword(v, 'password', input.password);
       v.throwIfAny();
-      const source = origin.clientAddress;
-      hasher.assertCapacity(source); // refuse a flood before it costs database work
-
-      const keys = loginKeys(email, source, policy.loginLimits);
-      const all = [keys.pair, keys.source, keys.account];
-      const reservation = await throttle.reserve(all, origin.signal);
-      if (!reservation.granted) throw throttled(reservation.waitS);
-      let found: Awaited<ReturnType<UserStore['findCredentialsByEmail']>>;
-      let ok: boolean;
       try {
-        found = await users.findCredentialsByEmail(email, origin.signal);
-        throwIfAborted(origin.signal);
-        ok = await hasher.verify(input.password, found?.passwordHash ?? null, {
-          signal: origin.signal,
-          source,
-        });
+        const signedIn = await attemptLogin(email, input.password, origin);
+        counters.login('success');
+        return signedIn;
       } catch (err) {
-        await throttle.settle([], all).catch(() => {}); // never evaluated: give the attempt back
+        const outcome = failedLoginOutcome(err);
+        if (outcome) counters.login(outcome);
         throw err;
       }
-      if (!found || !ok) throw unauthenticated(BAD_CREDENTIALS);
-      // Proven: the pair starts afresh; the address and the account get this attempt back.
-      await throttle.settle([keys.pair], [keys.source, keys.account]);
-
-      if (hasher.needsRehash(found.passwordHash)) {
-        // Upgrade a hash made at another cost; a concurrent password change wins.
-        const upgraded = await hasher.hash(input.password, { signal: origin.signal, source });
-        await users.upgradePasswordHash(found.id, found.passwordHash, upgraded);
-      }
-      throwIfAborted(origin.signal);
-      const { passwordHash: _, ...user } = found;
-      const { session, refresh } = openSession(origin);
-      await sessions.create(user.id, session);
-      return { user, tokens: await issue(user, session.sessionId, refresh) };
     },
 
     async refresh(refreshToken: string): Promise<IssuedTokens> {
       required('refresh_token', refreshToken, 'the refresh_token of your latest token pair');
-      if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) throw unauthenticated(BAD_REFRESH);
+      if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) {
+        counters.refresh('invalid');
+        throw unauthenticated(BAD_REFRESH);
+      }
       const next = tokens.newRefreshToken();
       const result = await sessions.rotate(
         tokens.hashRefreshToken(refreshToken),
         { hash: next.hash, expiresAt: next.expiresAt },
         { graceS: policy.refreshReuseGraceS, maxLifetimeS: policy.sessionMaxLifetimeS },
       );
+      counters.refresh(result.outcome);
       if (result.outcome === 'rotated' || result.outcome === 'grace')
         return await issue(result.user, result.sessionId, next);
       throw unauthenticated(result.outcome === 'replay' ? REPLAYED_REFRESH : BAD_REFRESH);

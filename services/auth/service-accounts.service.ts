@@ -10,7 +10,12 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { isScope, SCOPES, type Scope } from '../../src/caller.js';
 import { notFound, throttled, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
-import type { AttemptThrottle, ServiceAccount, ServiceAccountStore } from '../../src/ports.js';
+import type {
+  AttemptThrottle,
+  SecurityCounters,
+  ServiceAccount,
+  ServiceAccountStore,
+} from '../../src/ports.js';
 import type { TokenService } from '../../src/security/tokens.js';
 import { loginKeys } from '../../src/throttle.js';
 import { hasUnsafeText } from '../../src/validation.js';
@@ -124,8 +129,9 @@ export function createServiceTokenIssuer(deps: {
   tokens: TokenService;
   throttle: AttemptThrottle;
   limits: { pair: number; source: number; account: number };
+  counters: SecurityCounters;
 }) {
-  const { accounts, tokens, throttle, limits } = deps;
+  const { accounts, tokens, throttle, limits, counters } = deps;
   return {
     /** Client credentials → a short-lived access token; throttled before the secret is compared. */
     async issueToken(input: { clientId: string; clientSecret: string }, origin: Origin) {
@@ -153,6 +159,7 @@ export function createServiceTokenIssuer(deps: {
         name: account.name,
         scopes: account.scopes,
       });
+      counters.serviceTokenIssued();
       return {
         accessToken: issued.token,
         tokenType: 'Bearer',

@@ -28,6 +28,21 @@ export interface BatcherOptions {
   maxInFlight: number;
   /** How long a lookup may wait for a batch slot. */
   maxWaitMs: number;
+  /** Where the batcher is counted (the metrics' pending-lookups gauge). */
+  registry?: BatcherRegistry;
+}
+
+/** The batchers of one process, for a total of the lookups they hold. */
+export interface BatcherRegistry {
+  add(batcher: { pending(): number }): void;
+  pending(): number;
+}
+export function createBatcherRegistry(): BatcherRegistry {
+  const all: { pending(): number }[] = [];
+  return {
+    add: (b) => void all.push(b),
+    pending: () => all.reduce((sum, b) => sum + b.pending(), 0),
+  };
 }
 
 export const batchQueueTimeout = (ms: number) =>
@@ -46,7 +61,7 @@ export function createBatcher<K, V>(
     /** The identity of a key: lookups with the same one share a result. */
     keyOf: (key: K) => string;
   },
-  { maxBatch, maxInFlight, maxWaitMs }: BatcherOptions,
+  { maxBatch, maxInFlight, maxWaitMs, registry }: BatcherOptions,
 ): Batcher<K, V> {
   const { load, keyOf } = spec;
   const pending: Waiter<K, V>[] = [];
@@ -109,5 +124,7 @@ export function createBatcher<K, V>(
         }, maxWaitMs);
       }
     });
-  return Object.assign(lookup, { pending: () => pending.length });
+  const batcher = Object.assign(lookup, { pending: () => pending.length });
+  registry?.add(batcher);
+  return batcher;
 }

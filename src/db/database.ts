@@ -24,6 +24,7 @@ import {
   acquireConnection,
   dialectValidate,
   guardedPg,
+  instrumentPool,
   type PgConnection,
   poolCounts,
   releaseConnection,
@@ -63,6 +64,16 @@ export interface PoolStats {
   available: number;
   using: number;
   waiting: number;
+}
+
+/** Told about every borrow from the pool (the metrics: src/ops/metrics.ts). */
+export interface PoolObserver {
+  /** Seconds waited for a connection (including opening one). */
+  acquired(seconds: number): void;
+  /** Seconds a connection was lent before it came back. */
+  released(seconds: number): void;
+  /** No connection became free within DB_POOL_ACQUIRE_MS. */
+  timedOut(): void;
 }
 
 export interface Database extends Transactions {
@@ -171,7 +182,12 @@ async function addMissingColumns(sequelize: Sequelize): Promise<void> {
   }
 }
 
-export function createDatabase(url: string, config: DbConfig, logger: Logger): Database {
+export function createDatabase(
+  url: string,
+  config: DbConfig,
+  logger: Logger,
+  observer?: PoolObserver,
+): Database {
   const bornAt = new WeakMap<object, number>();
   const recycleMs = config.DB_POOL_RECYCLE_S * 1000;
   const log = logger.child({ component: 'db' });
@@ -238,6 +254,15 @@ export function createDatabase(url: string, config: DbConfig, logger: Logger): D
     }
   });
   defineModels(sequelize);
+  if (observer) {
+    instrumentPool(sequelize, {
+      acquired: observer.acquired,
+      released: observer.released,
+      failed: (err) => {
+        if (err instanceof ConnectionAcquireTimeoutError) observer.timedOut();
+      },
+    });
+  }
 
   const run = async <T>(work: () => Promise<T>): Promise<T> => {
     try {

@@ -49,6 +49,48 @@ export function poolCounts(sequelize: Sequelize) {
 }
 
 /**
+ * Times every borrow from the pool, whichever path takes it (`sequelize.query`, transactions, the
+ * hot path): Sequelize has a hook before and after acquiring but none on release, so both of the
+ * connection manager's methods are wrapped on this instance. `acquired` gets the wait (including
+ * opening a connection), `released` the time the connection was lent, `failed` the acquire error.
+ */
+export function instrumentPool(
+  sequelize: Sequelize,
+  observe: {
+    acquired(seconds: number): void;
+    released(seconds: number): void;
+    failed(err: unknown): void;
+  },
+): void {
+  const m = manager(sequelize);
+  const getConnection = m.getConnection.bind(m);
+  const release = m.releaseConnection.bind(m);
+  const lentAt = new WeakMap<object, number>();
+  m.getConnection = async (options) => {
+    const started = performance.now();
+    let connection: PgConnection;
+    try {
+      connection = await getConnection(options);
+    } catch (err) {
+      observe.failed(err);
+      throw err;
+    }
+    const now = performance.now();
+    observe.acquired((now - started) / 1000);
+    lentAt.set(connection, now);
+    return connection;
+  };
+  m.releaseConnection = (connection) => {
+    const since = lentAt.get(connection);
+    if (since !== undefined) {
+      lentAt.delete(connection);
+      observe.released((performance.now() - since) / 1000);
+    }
+    return release(connection);
+  };
+}
+
+/**
  * pg, with a Client that always has an 'error' listener. Sequelize attaches its own only after the
  * connect callback; when PostgreSQL shuts down just then, its termination notice can arrive in the
  * same read as the connection's readiness, and an 'error' event with no listener crashes the

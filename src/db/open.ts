@@ -6,7 +6,7 @@
  */
 import type { AppConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createDatabase, type Database, type DbConfig } from './database.js';
+import { createDatabase, type Database, type DbConfig, type PoolObserver } from './database.js';
 import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 import { explainTlsFailure, productionTlsWarning } from './tls.js';
 import { connectionOptions } from './url.js';
@@ -27,7 +27,7 @@ export type OpenConfig = DbConfig &
 export async function openDatabase(
   config: OpenConfig,
   logger: Logger,
-  options: { attachToRunningServer?: boolean } = {},
+  options: { attachToRunningServer?: boolean; poolObserver?: PoolObserver } = {},
 ): Promise<OpenedDatabase> {
   let url =
     config.DATABASE_URL || (options.attachToRunningServer ? attachEmbeddedPostgres(config.DATA_DIR) : null);
@@ -44,7 +44,7 @@ export async function openDatabase(
   const { tls, host } = connectionOptions(url);
   const warning = config.NODE_ENV === 'production' ? productionTlsWarning(tls, host) : null;
   if (warning) logger.warn(warning);
-  const db = createDatabase(url, config, logger);
+  const db = createDatabase(url, config, logger, options.poolObserver);
   const close = async () => {
     try {
       await db.close();

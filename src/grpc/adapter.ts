@@ -78,6 +78,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         signal: ctx.signal,
         clientAddress: ctx.clientAddress,
         userAgent: userAgentOf(ctx.metadata),
+        requestId: ctx.requestId,
         caller: ctx.caller,
         confirmLive: () => {
           ctx.live = true;
@@ -99,14 +100,20 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         certificateNames: certificateNames(call),
         caller: undefined,
         live: true,
+        requestId: '',
+        responseMetadata: new Metadata(),
+      };
+      const sendHeaders = () => {
+        call.removeListener('cancelled', onCancelled);
+        if (Object.keys(ctx.responseMetadata.getMap()).length > 0) call.sendMetadata(ctx.responseMetadata);
       };
       run(ctx).then(
         (response) => {
-          call.removeListener('cancelled', onCancelled);
+          sendHeaders();
           callback(null, response);
         },
         (err: unknown) => {
-          call.removeListener('cancelled', onCancelled);
+          sendHeaders();
           callback(
             err instanceof StatusError
               ? err.status

@@ -31,6 +31,10 @@ export interface CallContext {
   caller: Caller | undefined;
   /** True once the caller's login session is proven live (always for public methods). */
   live: boolean;
+  /** The call's request id (the request-id step; '' before it). */
+  requestId: string;
+  /** Sent as the response's initial metadata, on success and on failure. */
+  readonly responseMetadata: Metadata;
 }
 
 export type Next = () => Promise<unknown>;
@@ -63,6 +67,8 @@ export interface PublicContext {
   readonly clientAddress: string;
   /** The `user-agent` metadata, cut to 256 characters of printable text. */
   readonly userAgent: string;
+  /** The call's request id (as logged and sent back in `x-request-id`). */
+  readonly requestId: string;
 }
 export interface AuthedContext<C extends Caller = Caller> extends PublicContext {
   readonly caller: C;

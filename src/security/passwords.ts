@@ -32,15 +32,26 @@ export type HasherConfig = Pick<
   'BCRYPT_ROUNDS' | 'HASH_CONCURRENCY' | 'HASH_QUEUE_MAX' | 'HASH_QUEUE_PER_SOURCE'
 >;
 
+/** Told how long each bcrypt operation took (the metrics: src/ops/metrics.ts). */
+export interface HashObserver {
+  done(operation: 'hash' | 'compare', seconds: number): void;
+}
+
 /** The bcrypt calls used (the unit tests pass a controllable stand-in), and how to wait. */
 export type Bcrypt = Pick<typeof bcrypt, 'hash' | 'compare' | 'getRounds'>;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function createPasswordHasher(
   config: HasherConfig,
-  impl: Bcrypt = bcrypt,
-  wait: (ms: number) => Promise<void> = sleep,
+  options: {
+    /** The bcrypt calls (the unit tests pass a controllable stand-in). */
+    bcrypt?: Bcrypt;
+    /** How to wait (the padding of a failure against a lower-cost hash). */
+    wait?: (ms: number) => Promise<void>;
+    observer?: HashObserver;
+  } = {},
 ): PasswordHasher {
+  const { bcrypt: impl = bcrypt, wait = sleep, observer } = options;
   const rounds = config.BCRYPT_ROUNDS;
   const limiter = createLimiter({
     concurrency: config.HASH_CONCURRENCY || Math.max(1, os.availableParallelism()),
@@ -81,11 +92,19 @@ export function createPasswordHasher(
     limiter.run(async () => {
       const started = performance.now();
       const ok = await impl.compare(password, target);
-      return { ok, ms: performance.now() - started };
+      const ms = performance.now() - started;
+      observer?.done('compare', ms / 1000);
+      return { ok, ms };
     }, options);
 
   return {
-    hash: (password, options) => limiter.run(() => impl.hash(password, rounds), options),
+    hash: (password, options) =>
+      limiter.run(async () => {
+        const started = performance.now();
+        const made = await impl.hash(password, rounds);
+        observer?.done('hash', (performance.now() - started) / 1000);
+        return made;
+      }, options),
     async verify(password, hash, options) {
       const target = hash ?? (await getDummyHash());
       const cost = costOf(target);

@@ -19,7 +19,7 @@ const ts = (file: string, env: Record<string, string>, args: string[] = []): Lau
   script: path.join(ROOT, file),
   args,
   nodeArgs: TSX,
-  env: { NODE_ENV: 'test', ...env },
+  env: { NODE_ENV: 'test', OPS_PORT: '0', ...env },
 });
 
 export interface ServerProcess {

@@ -38,6 +38,7 @@ export const TEST_ENV = {
   NODE_ENV: 'test',
   GRPC_HOST: '127.0.0.1',
   GRPC_PORT: '0',
+  OPS_PORT: '0', // the operations tests pick a free port of their own
   BCRYPT_ROUNDS: '4',
   LOG_LEVEL: 'info',
   SHUTDOWN_GRACE_MS: '2000',
@@ -136,7 +137,10 @@ export async function seedAccounts(s: TestServer, n: number, prefix = 'seed') {
 }
 
 /** A typed client of the standard health service. */
-export function healthOf(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+export function healthOf(
+  address: string,
+  channelCredentials: ChannelCredentials = credentials.createInsecure(),
+) {
   return promiseClient(HealthService, new HealthClient(address, channelCredentials), {
     deadlineMs: 2000,
   });

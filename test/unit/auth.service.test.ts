@@ -309,3 +309,53 @@ describe('auth use cases (in-memory stores)', () => {
     expect(await kindOf(auth.revokeSession(bob, 'nope'))).to.equal('INVALID_ARGUMENT');
   });
 });
+
+describe('auth use cases: security outcomes counted for the metrics', () => {
+  it('counts each login by outcome; a malformed request is no attempt', async () => {
+    const { auth, counted } = await useCases();
+    await auth.register(ada, ORIGIN);
+    await auth.login(ada, ORIGIN);
+    await kindOf(auth.login({ ...ada, password: 'wrong password' }, ORIGIN));
+    await kindOf(auth.login({ ...ada, email: 'nobody@example.com' }, ORIGIN));
+    await kindOf(auth.login({ ...ada, email: 'not an email' }, ORIGIN));
+    for (let i = 0; i < LOGIN_LIMITS.pair; i++)
+      await kindOf(auth.login({ ...ada, password: 'wrong' }, from('203.0.113.9')));
+    expect(await kindOf(auth.login(ada, from('203.0.113.9')))).to.equal('RESOURCE_EXHAUSTED');
+    expect(counted).to.deep.equal([
+      'login:success',
+      'login:bad_credentials',
+      'login:bad_credentials',
+      ...Array(LOGIN_LIMITS.pair).fill('login:bad_credentials'),
+      'login:throttled',
+    ]);
+  });
+
+  it('counts a login refused for capacity as refused, not as a failure of the account', async () => {
+    const { auth, counted } = await useCases({
+      hashQueueMax: 0,
+      bcrypt: { ...fastBcrypt, compare: (() => new Promise(() => {})) as Bcrypt['compare'] },
+    });
+    await auth.register(ada, ORIGIN);
+    void auth.login(ada, from('198.51.100.1'));
+    await new Promise((r) => setImmediate(r));
+    expect(await kindOf(auth.login(ada, ORIGIN))).to.equal('RESOURCE_EXHAUSTED');
+    expect(counted).to.deep.equal(['login:refused']);
+  });
+
+  it('counts refreshes: rotated, grace, replay, invalid', async () => {
+    const { auth, counted } = await useCases({ graceS: 30 });
+    const { tokens } = await auth.register(ada, ORIGIN);
+    const next = await auth.refresh(tokens.refreshToken);
+    await auth.refresh(tokens.refreshToken); // the lost answer, retried within the grace
+    await kindOf(auth.refresh('x'.repeat(43)));
+    await kindOf(auth.refresh('not-a-token'));
+    await kindOf(auth.refresh(next.refreshToken)); // superseded by the grace pair: a replay
+    expect(counted).to.deep.equal([
+      'refresh:rotated',
+      'refresh:grace',
+      'refresh:invalid',
+      'refresh:invalid',
+      'refresh:replay',
+    ]);
+  });
+});

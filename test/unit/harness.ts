@@ -2,6 +2,7 @@
 import { createAuthService } from '../../services/auth/auth.service.js';
 import { createUserService } from '../../services/user/user.service.js';
 import type { UserCaller } from '../../src/caller.js';
+import type { SecurityCounters } from '../../src/ports.js';
 import { loadKeyRing } from '../../src/security/keys.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
 import type { PasswordStrength } from '../../src/security/password-strength.js';
@@ -47,7 +48,7 @@ export async function useCases(
       HASH_QUEUE_MAX: options.hashQueueMax ?? 8,
       HASH_QUEUE_PER_SOURCE: 4,
     },
-    options.bcrypt ?? fastBcrypt,
+    { bcrypt: options.bcrypt ?? fastBcrypt },
   );
   const checkCurrentPassword = createCurrentPasswordCheck({
     throttle: stores.throttle,
@@ -69,8 +70,16 @@ export async function useCases(
       SECRET_KEY: 'unit-test-secret-key-unit-test-secret-key',
     }),
   );
+  /** Every security outcome counted, as `login:success`, `refresh:replay`, ... */
+  const counted: string[] = [];
+  const counters: SecurityCounters = {
+    login: (outcome) => void counted.push(`login:${outcome}`),
+    refresh: (outcome) => void counted.push(`refresh:${outcome}`),
+    serviceTokenIssued: () => void counted.push('service-token'),
+  };
   const auth = createAuthService({
     ...stores,
+    counters,
     hasher,
     strength: plainStrength,
     tokens,
@@ -90,6 +99,8 @@ export async function useCases(
     auth,
     users,
     stores,
+    counters,
+    counted,
     hasher,
     tokens,
     advance: (ms: number) => {

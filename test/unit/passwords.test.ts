@@ -27,7 +27,7 @@ const config = { BCRYPT_ROUNDS: 12, HASH_CONCURRENCY: 1, HASH_QUEUE_MAX: 2, HASH
 describe('password hasher (bounded queue)', () => {
   it('runs at most HASH_CONCURRENCY operations, queues HASH_QUEUE_MAX, and refuses the rest with RESOURCE_EXHAUSTED', async () => {
     const { impl, started } = manualBcrypt();
-    const hasher = createPasswordHasher(config, impl);
+    const hasher = createPasswordHasher(config, { bcrypt: impl });
     started.shift()?.finish(); // the dummy hash made at start-up
     const ops = [hasher.hash('one'), hasher.hash('two'), hasher.hash('three')];
     expect(hasher.stats()).to.include({ running: 1, waiting: 2 });
@@ -44,7 +44,7 @@ describe('password hasher (bounded queue)', () => {
 
   it('never starts the work of a caller that left the queue (deadline or cancel)', async () => {
     const { impl, started } = manualBcrypt();
-    const hasher = createPasswordHasher(config, impl);
+    const hasher = createPasswordHasher(config, { bcrypt: impl });
     started.shift()?.finish();
     const first = hasher.hash('first');
     const gone = new AbortController();
@@ -62,7 +62,7 @@ describe('password hasher (bounded queue)', () => {
 
   it('compares an unknown account against a dummy hash made at the configured cost', async () => {
     const { impl, started } = manualBcrypt();
-    const hasher = createPasswordHasher(config, impl);
+    const hasher = createPasswordHasher(config, { bcrypt: impl });
     started.shift()?.finish();
     const result = hasher.verify('guess', null);
     await tick();
@@ -75,7 +75,10 @@ describe('password hasher (bounded queue)', () => {
 
   it('holds at most HASH_QUEUE_PER_SOURCE places for one client address, while other addresses still get in', async () => {
     const { impl, started } = manualBcrypt();
-    const hasher = createPasswordHasher({ ...config, HASH_QUEUE_MAX: 10, HASH_QUEUE_PER_SOURCE: 2 }, impl);
+    const hasher = createPasswordHasher(
+      { ...config, HASH_QUEUE_MAX: 10, HASH_QUEUE_PER_SOURCE: 2 },
+      { bcrypt: impl },
+    );
     started.shift()?.finish();
     const flood = [hasher.hash('a', { source: '203.0.113.1' }), hasher.hash('b', { source: '203.0.113.1' })];
     expect(() => hasher.assertCapacity('203.0.113.1')).to.throw(/too many password operations/);
@@ -108,7 +111,7 @@ describe('password hasher (bounded queue)', () => {
     };
     performance.now = () => clock;
     try {
-      const hasher = createPasswordHasher(config, timed, async (ms) => void waits.push(ms));
+      const hasher = createPasswordHasher(config, { bcrypt: timed, wait: async (ms) => void waits.push(ms) });
       await hasher.verify('x', null); // learns the current cost's duration
       expect(await hasher.verify('guess', '$2b$10$secret')).to.equal(false);
       expect(waits).to.have.length(1);
@@ -126,7 +129,7 @@ describe('password hasher (bounded queue)', () => {
 
   it('says a hash of another cost needs a rehash', () => {
     const { impl } = manualBcrypt();
-    const hasher = createPasswordHasher(config, impl);
+    const hasher = createPasswordHasher(config, { bcrypt: impl });
     expect(hasher.needsRehash('$2b$10$x')).to.equal(true);
     expect(hasher.needsRehash('$2b$12$x')).to.equal(false);
   });

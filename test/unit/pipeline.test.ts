@@ -8,6 +8,7 @@ import { authenticate } from '../../src/grpc/middleware/authenticate.js';
 import { rejectUndecodable } from '../../src/grpc/middleware/decode.js';
 import { proveLiveness } from '../../src/grpc/middleware/liveness.js';
 import { logCalls } from '../../src/grpc/middleware/log.js';
+import { identifyRequest, traceIdOf } from '../../src/grpc/middleware/request-id.js';
 import { mapErrors } from '../../src/grpc/middleware/status.js';
 import type { CallPolicy } from '../../src/grpc/policy.js';
 import { createLogger } from '../../src/logger.js';
@@ -62,6 +63,8 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     certificateNames: [],
     caller: undefined,
     live: true,
+    requestId: '',
+    responseMetadata: new Metadata(),
   };
 }
 
@@ -228,5 +231,71 @@ describe('call pipeline: service accounts and introspection', () => {
     expect((await run(INTRO, 'svc', [], true)).code, 'billing lacks the scope').to.equal(
       Code.UNAUTHENTICATED,
     );
+  });
+});
+
+describe('call pipeline: request ids', () => {
+  const run = (ctx: CallContext, lines: string[]) => {
+    const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
+    return compose([identifyRequest, logCalls(logger)], async () => {
+      logger.warn('a line from deep inside the call');
+      return {};
+    })(ctx);
+  };
+
+  it('keeps a well-formed x-request-id, sends it back, and puts it in every line of the call', async () => {
+    const ctx = context(PUBLIC);
+    ctx.metadata.set('x-request-id', 'req-42:a.b_c');
+    const lines: string[] = [];
+    await run(ctx, lines);
+    expect(ctx.responseMetadata.get('x-request-id')).to.deep.equal(['req-42:a.b_c']);
+    expect(lines).to.have.length(2);
+    for (const line of lines) expect(JSON.parse(line).request_id).to.equal('req-42:a.b_c');
+  });
+
+  it('replaces a request id that is too long or has other characters with a new UUID', async () => {
+    for (const bad of ['x'.repeat(129), 'has space', 'semi;colon', 'a/b', 'a@b', '']) {
+      const ctx = context(PUBLIC);
+      ctx.metadata.set('x-request-id', bad);
+      const lines: string[] = [];
+      await run(ctx, lines);
+      const sent = String(ctx.responseMetadata.get('x-request-id')[0]);
+      expect(sent, bad).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(JSON.parse(lines[0] as string).request_id).to.equal(sent);
+    }
+    const ctx = context(PUBLIC);
+    ctx.metadata.set('x-request-id', 'y'.repeat(128)); // the longest accepted
+    await run(ctx, []);
+    expect(ctx.responseMetadata.get('x-request-id')).to.deep.equal(['y'.repeat(128)]);
+  });
+
+  it('logs the trace id of a valid traceparent only', () => {
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    expect(traceIdOf(`00-${trace}-00f067aa0ba902b7-01`)).to.equal(trace);
+    expect(traceIdOf(`01-${trace}-00f067aa0ba902b7-01-later-fields`)).to.equal(trace);
+    for (const bad of [
+      `ff-${trace}-00f067aa0ba902b7-01`, // version ff is invalid
+      `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`, // all-zero trace id
+      `00-${trace}-${'0'.repeat(16)}-01`, // all-zero parent id
+      `00-${trace.toUpperCase()}-00f067aa0ba902b7-01`, // upper case is not allowed
+      `00-${trace}-00f067aa0ba902b7-01-extra`, // version 00 has exactly four fields
+      'garbage',
+      undefined,
+    ]) {
+      expect(traceIdOf(bad), String(bad)).to.equal(undefined);
+    }
+  });
+
+  it("logs the client address and the subject's id, never its email", async () => {
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
+    const ctx = context(PUBLIC);
+    await compose([logCalls(logger)], async (c) => {
+      c.caller = ada;
+      return {};
+    })(ctx);
+    const line = JSON.parse(lines[0] as string);
+    expect(line).to.include({ client_address: '127.0.0.1', subject: 'user:u1' });
+    expect(lines[0]).to.not.include(ada.email);
   });
 });

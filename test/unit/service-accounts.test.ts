@@ -20,6 +20,7 @@ async function world() {
     tokens: uc.tokens,
     throttle: uc.stores.throttle,
     limits: { pair: 3, source: 6, account: 10 },
+    counters: uc.counters,
   });
   return { ...uc, admin, issuer };
 }
@@ -63,6 +64,7 @@ describe('service accounts (in-memory stores)', () => {
     expect(
       await kindOf(w.issuer.issueToken({ clientId: 'svc_unknown', clientSecret: 'x' }, ORIGIN)),
     ).to.equal('UNAUTHENTICATED');
+    expect(w.counted, 'one token issued, counted once').to.deep.equal(['service-token']);
   });
 
   it('keeps the previous secret working after a rotation, and throttles wrong ones before comparing', async () => {
