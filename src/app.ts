@@ -167,6 +167,12 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       port: config.GRPC_PORT,
       credentials: tls?.credentials,
       maxReceiveBytes: config.GRPC_MAX_RECEIVE_BYTES,
+      connections: {
+        keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS,
+        keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
+        maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
+        maxConnectionAgeGraceMs: config.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+      },
       logger,
       services: [
         {

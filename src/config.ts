@@ -111,6 +111,30 @@ export const CONFIG_SCHEMA = {
     1024,
     16 * 1024 * 1024,
   ),
+  GRPC_KEEPALIVE_TIME_MS: int(
+    "How often the server pings each connection (HTTP/2 PING) to find dead peers and keep idle ones open through NATs and L4 balancers (2 h: gRPC's server default; 0: never)",
+    7_200_000,
+    0,
+    86_400_000,
+  ),
+  GRPC_KEEPALIVE_TIMEOUT_MS: int(
+    'How long a keepalive ping may go unanswered before the server closes the connection',
+    20_000,
+    1,
+    600_000,
+  ),
+  GRPC_MAX_CONNECTION_AGE_MS: int(
+    'Close each connection gracefully (GOAWAY) after about this long (±10 %), so clients that balance per connection reach instances added since; 0: never (an L7 balancer needs none)',
+    0,
+    0,
+    86_400_000,
+  ),
+  GRPC_MAX_CONNECTION_AGE_GRACE_MS: int(
+    'After that GOAWAY, how long calls still in flight on the old connection may take before it is closed',
+    30_000,
+    1,
+    3_600_000,
+  ),
   SHUTDOWN_GRACE_MS: int(
     'On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled',
     10_000,
