@@ -171,7 +171,16 @@ export const CONFIG_SCHEMA = {
     604_800,
   ),
   DB_CONNECT_TIMEOUT_MS: int('How long opening one database connection may take', 5_000, 1, 600_000),
-  DB_STATEMENT_TIMEOUT_MS: int('Longest a single SQL statement may run (0: no limit)', 15_000, 0, 3_600_000),
+  DB_STATEMENT_TIMEOUT_MS: int(
+    'Longest a single SQL statement may run (0: no limit); sent as the startup parameter `statement_timeout`, which PgBouncer refuses (see PgBouncer)',
+    15_000,
+    0,
+    3_600_000,
+  ),
+  DB_PREPARED_STATEMENTS: bool(
+    'Run hot-path lookups as named prepared statements (faster); false behind PgBouncer in transaction pooling mode (before 1.21, or without max_prepared_statements), which loses them',
+    true,
+  ),
   SECRET_KEY: str(
     'JWT signing key (HS256) and the root of the page-token key; at least 32 bytes in production (`openssl rand -base64 48`)',
     DEV_SECRET_KEY,
