@@ -234,6 +234,9 @@ describe(
       const message = (failure as Error).message;
       expect(message).to.match(/refused the startup parameter statement_timeout/);
       expect(message).to.include('DB_STATEMENT_TIMEOUT_MS=0');
+      expect(message).to.include(
+        `ALTER ROLE ${new URL(through.url).username} SET statement_timeout = '15000ms'`,
+      );
       expect(message).to.include('ignore_startup_parameters');
       expect(message).to.not.include(new URL(through.url).password);
     });

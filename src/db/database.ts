@@ -153,7 +153,10 @@ function lostPreparedStatement(err: unknown): unknown {
  * startup parameters it tracks unless `ignore_startup_parameters` lists them) refused one of the
  * startup parameters this service sends; null for any other failure.
  */
-export function explainStartupRefusal(err: unknown, role: string): string | null {
+export function explainStartupRefusal(
+  err: unknown,
+  { role, statementTimeoutMs }: { role: string; statementTimeoutMs: number },
+): string | null {
   const seen = new Set<unknown>();
   for (let e = err; e instanceof Error && !seen.has(e); e = e.cause ?? (e as { parent?: unknown }).parent) {
     seen.add(e);
@@ -161,7 +164,7 @@ export function explainStartupRefusal(err: unknown, role: string): string | null
     if (!refused) continue;
     const fix =
       refused === 'statement_timeout'
-        ? `set DB_STATEMENT_TIMEOUT_MS=0 and give the database role its statement_timeout instead (ALTER ROLE ${role} SET statement_timeout = '15s'), or list statement_timeout in PgBouncer's ignore_startup_parameters (PgBouncer then drops the value)`
+        ? `set DB_STATEMENT_TIMEOUT_MS=0 and give the database role its statement_timeout instead (ALTER ROLE ${role} SET statement_timeout = '${statementTimeoutMs}ms'), or list statement_timeout in PgBouncer's ignore_startup_parameters (PgBouncer then drops the value)`
         : `list ${refused} in PgBouncer's ignore_startup_parameters`;
     return `the database refused the startup parameter ${refused} (PgBouncer accepts only the parameters it tracks): ${fix}; see the README, PgBouncer`;
   }

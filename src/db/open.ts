@@ -59,7 +59,12 @@ export async function openDatabase(
     await close();
     // A certificate that does not verify, a server without TLS, a missing file, a startup
     // parameter PgBouncer refuses: said plainly.
-    const problem = explainTlsFailure(err, tls, host) ?? explainStartupRefusal(err, username);
+    const problem =
+      explainTlsFailure(err, tls, host) ??
+      explainStartupRefusal(err, {
+        role: username,
+        statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+      });
     throw problem ? new Error(problem) : err;
   }
   return { url, db, embedded, close };
