@@ -232,6 +232,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       credentials: tls?.credentials,
       maxReceiveBytes: config.GRPC_MAX_RECEIVE_BYTES,
       interceptors: metrics ? [rpcMetricsInterceptor(metrics.rpc)] : [],
+      connections: {
+        keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS,
+        keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
+        maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
+        maxConnectionAgeGraceMs: config.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+      },
       logger,
       services: [
         {

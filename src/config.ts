@@ -111,6 +111,30 @@ export const CONFIG_SCHEMA = {
     1024,
     16 * 1024 * 1024,
   ),
+  GRPC_KEEPALIVE_TIME_MS: int(
+    "How often the server pings each connection (HTTP/2 PING) to find dead peers and keep idle ones open through NATs and L4 balancers (2 h: gRPC's server default; 0: never)",
+    7_200_000,
+    0,
+    86_400_000,
+  ),
+  GRPC_KEEPALIVE_TIMEOUT_MS: int(
+    'How long a keepalive ping may go unanswered before the server closes the connection',
+    20_000,
+    1,
+    600_000,
+  ),
+  GRPC_MAX_CONNECTION_AGE_MS: int(
+    'Close each connection gracefully (GOAWAY) after about this long (±10 %), so clients that balance per connection reach instances added since; 0: never (an L7 balancer needs none)',
+    0,
+    0,
+    86_400_000,
+  ),
+  GRPC_MAX_CONNECTION_AGE_GRACE_MS: int(
+    'After that GOAWAY, how long calls still in flight on the old connection may take before it is closed',
+    30_000,
+    1,
+    3_600_000,
+  ),
   SHUTDOWN_GRACE_MS: int(
     'On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled',
     10_000,
@@ -147,7 +171,16 @@ export const CONFIG_SCHEMA = {
     604_800,
   ),
   DB_CONNECT_TIMEOUT_MS: int('How long opening one database connection may take', 5_000, 1, 600_000),
-  DB_STATEMENT_TIMEOUT_MS: int('Longest a single SQL statement may run (0: no limit)', 15_000, 0, 3_600_000),
+  DB_STATEMENT_TIMEOUT_MS: int(
+    'Longest a single SQL statement may run (0: no limit); sent as the startup parameter `statement_timeout`, which PgBouncer refuses (see PgBouncer)',
+    15_000,
+    0,
+    3_600_000,
+  ),
+  DB_PREPARED_STATEMENTS: bool(
+    'Run hot-path lookups as named prepared statements (faster); false behind PgBouncer in transaction pooling mode (before 1.21, or without max_prepared_statements), which loses them',
+    true,
+  ),
   SECRET_KEY: str(
     'JWT signing key (HS256) and the root of the page-token key; at least 32 bytes in production (`openssl rand -base64 48`)',
     DEV_SECRET_KEY,

@@ -29,6 +29,13 @@ export interface GrpcServerOptions {
   maxReceiveBytes: number;
   /** Around every call the server handles (health and reflection too): the metrics. */
   interceptors?: ServerInterceptor[];
+  /** Keepalive pings and connection age (GRPC_KEEPALIVE_*, GRPC_MAX_CONNECTION_AGE_*); 0 turns one off. */
+  connections: {
+    keepaliveTimeMs: number;
+    keepaliveTimeoutMs: number;
+    maxConnectionAgeMs: number;
+    maxConnectionAgeGraceMs: number;
+  };
   services: ServiceBinding[];
   logger: Logger;
 }
@@ -42,10 +49,21 @@ export interface GrpcServer {
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const { services, logger } = options;
+  const c = options.connections;
   const server = new Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
     interceptors: options.interceptors ?? [],
+    // grpc-js leaves each of these unlimited (no pings, connections never aged out) when unset
+    ...(c.keepaliveTimeMs > 0
+      ? { 'grpc.keepalive_time_ms': c.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': c.keepaliveTimeoutMs }
+      : {}),
+    ...(c.maxConnectionAgeMs > 0
+      ? {
+          'grpc.max_connection_age_ms': c.maxConnectionAgeMs,
+          'grpc.max_connection_age_grace_ms': c.maxConnectionAgeGraceMs,
+        }
+      : {}),
   });
   for (const s of services) server.addService(s.definition, s.implementation);
 

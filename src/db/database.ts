@@ -57,6 +57,7 @@ export type DbConfig = Pick<
   | 'DB_POOL_RECYCLE_S'
   | 'DB_CONNECT_TIMEOUT_MS'
   | 'DB_STATEMENT_TIMEOUT_MS'
+  | 'DB_PREPARED_STATEMENTS'
 >;
 
 export interface PoolStats {
@@ -80,9 +81,11 @@ export interface Database extends Transactions {
   /** Rows of a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). */
   select<T>(sql: string, bind?: unknown[], options?: QueryOptions): Promise<T[]>;
   /**
-   * The hot-path read: the same pool, hooks and error mapping, but the statement runs as a named
-   * prepared statement on the pooled pg connection, skipping Sequelize's per-query machinery
-   * (measured ~2-3x the throughput of `select` for a point lookup). Outside transactions only.
+   * The hot-path read: the same pool, hooks and error mapping, but the statement runs straight on
+   * the pooled pg connection, skipping Sequelize's per-query machinery (measured ~2-3x the
+   * throughput of `select` for a point lookup), as a named prepared statement unless
+   * DB_PREPARED_STATEMENTS=false (then unnamed, for PgBouncer's transaction pooling). Outside
+   * transactions only.
    */
   read<T>(sql: string, bind?: unknown[], signal?: AbortSignal): Promise<T[]>;
   /** Rows affected by a statement. */
@@ -133,6 +136,50 @@ export function translateDbError(err: unknown, acquireMs: number): unknown {
     return unavailable('the database connection failed; retry later', err);
   }
   return err;
+}
+
+/** invalid_sql_statement_name, duplicate_prepared_statement: a named statement met a pooled server connection it was not prepared on. */
+const LOST_STATEMENT_SQLSTATE = /^(26000|42P05)$/;
+
+/**
+ * A named prepared statement that failed because a pooler handed the connection's statements to
+ * another server connection: said for the operator (the caller sees INTERNAL with an error id).
+ */
+function lostPreparedStatement(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof Error) || typeof code !== 'string' || !LOST_STATEMENT_SQLSTATE.test(code)) return err;
+  // keeps the SQLSTATE, so translateDbError leaves it a bug (INTERNAL), not an outage
+  return Object.assign(
+    new Error(
+      `${err.message}: named prepared statements do not survive a pooler that shares server connections ` +
+        '(PgBouncer in transaction pooling mode before 1.21, or without max_prepared_statements); set DB_PREPARED_STATEMENTS=false',
+      { cause: err },
+    ),
+    { code },
+  );
+}
+
+/**
+ * What an operator should do when the database (in practice PgBouncer, which accepts only the
+ * startup parameters it tracks unless `ignore_startup_parameters` lists them) refused one of the
+ * startup parameters this service sends; null for any other failure.
+ */
+export function explainStartupRefusal(
+  err: unknown,
+  { role, statementTimeoutMs }: { role: string; statementTimeoutMs: number },
+): string | null {
+  const seen = new Set<unknown>();
+  for (let e = err; e instanceof Error && !seen.has(e); e = e.cause ?? (e as { parent?: unknown }).parent) {
+    seen.add(e);
+    const refused = /unsupported startup parameter: (\w+)/.exec(e.message)?.[1];
+    if (!refused) continue;
+    const fix =
+      refused === 'statement_timeout'
+        ? `set DB_STATEMENT_TIMEOUT_MS=0 and give the database role its statement_timeout instead (ALTER ROLE ${role} SET statement_timeout = '${statementTimeoutMs}ms'), or list statement_timeout in PgBouncer's ignore_startup_parameters (PgBouncer then drops the value)`
+        : `list ${refused} in PgBouncer's ignore_startup_parameters`;
+    return `the database refused the startup parameter ${refused} (PgBouncer accepts only the parameters it tracks): ${fix}; see the README, PgBouncer`;
+  }
+  return null;
 }
 
 /**
@@ -298,8 +345,13 @@ export function createDatabase(
       run(async () => {
         const connection: PgConnection = await acquireConnection(sequelize, { type: 'SELECT', signal });
         if (config.DB_ECHO) log.info({ sql }, 'sql');
+        const statement = config.DB_PREPARED_STATEMENTS
+          ? { name: statementName(sql), text: sql, values: bind }
+          : { text: sql, values: bind };
         try {
-          return (await connection.query({ name: statementName(sql), text: sql, values: bind })).rows as T[];
+          return (await connection.query(statement)).rows as T[];
+        } catch (err) {
+          throw lostPreparedStatement(err);
         } finally {
           releaseConnection(sequelize, connection);
         }

@@ -6,7 +6,13 @@
  */
 import type { AppConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createDatabase, type Database, type DbConfig, type PoolObserver } from './database.js';
+import {
+  createDatabase,
+  type Database,
+  type DbConfig,
+  explainStartupRefusal,
+  type PoolObserver,
+} from './database.js';
 import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 import { explainTlsFailure, productionTlsWarning } from './tls.js';
 import { connectionOptions } from './url.js';
@@ -41,7 +47,7 @@ export async function openDatabase(
     });
     url = embedded.url;
   }
-  const { tls, host } = connectionOptions(url);
+  const { tls, host, username } = connectionOptions(url);
   const warning = config.NODE_ENV === 'production' ? productionTlsWarning(tls, host) : null;
   if (warning) logger.warn(warning);
   const db = createDatabase(url, config, logger, options.poolObserver);
@@ -57,9 +63,15 @@ export async function openDatabase(
     if (config.DB_SYNC) await db.sync();
   } catch (err) {
     await close();
-    // A certificate that does not verify, a server without TLS, a missing file: said plainly.
-    const tlsProblem = explainTlsFailure(err, tls, host);
-    throw tlsProblem ? new Error(tlsProblem) : err;
+    // A certificate that does not verify, a server without TLS, a missing file, a startup
+    // parameter PgBouncer refuses: said plainly.
+    const problem =
+      explainTlsFailure(err, tls, host) ??
+      explainStartupRefusal(err, {
+        role: username,
+        statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+      });
+    throw problem ? new Error(problem) : err;
   }
   return { url, db, embedded, close };
 }
