@@ -136,7 +136,10 @@ export async function seedAccounts(s: TestServer, n: number, prefix = 'seed') {
 }
 
 /** A typed client of the standard health service. */
-export function healthOf(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+export function healthOf(
+  address: string,
+  channelCredentials: ChannelCredentials = credentials.createInsecure(),
+) {
   return promiseClient(HealthService, new HealthClient(address, channelCredentials), {
     deadlineMs: 2000,
   });
