@@ -1,8 +1,8 @@
 /**
  * Versioned migrations (src/db/migrate.ts, src/db/migrations/): many instances starting at once on
  * one empty database, adopting a database made by the versions before migrations (Sequelize's
- * sync(), rebuilt from test/fixtures/schema-before-migrations.sql), and one transaction for a whole
- * schema change.
+ * sync(), rebuilt from test/fixtures/schema-before-migrations.sql), DB_SYNC=false with
+ * `npm run migrate`, its status output, and one transaction for a whole schema change.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,12 +13,13 @@ import pg from 'pg';
 import { connect } from '../src/client.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase, type Database } from '../src/db/database.js';
+import { tempDataDir } from '../src/db/embedded.js';
 import { applyMigrations, migrationStatus, requireMigrated, SCHEMA_LOCK } from '../src/db/migrate.js';
 import { MIGRATIONS } from '../src/db/migrations/index.js';
 import type { Migration } from '../src/db/migrations/migration.js';
 import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
-import { type ServerProcess, spawnServer } from './helpers/process.js';
+import { runCli, runUntilExit, type ServerProcess, spawnServer } from './helpers/process.js';
 import { newAccount, startTestServer, TEST_ENV } from './helpers/server.js';
 import { until } from './helpers/wait.js';
 
@@ -276,6 +277,85 @@ describe('schema migrations', () => {
       } finally {
         await s.stop();
         await fresh.drop();
+      }
+    });
+  });
+
+  describe('DB_SYNC=false and npm run migrate', () => {
+    it('refuses to start on a database with a pending migration, naming it and `npm run migrate`; starts once it ran', async function () {
+      this.timeout(90_000);
+      const db = await createTestDatabase();
+      let proc: ServerProcess | undefined;
+      try {
+        const env = { DATABASE_URL: db.url, DB_SYNC: 'false', GRPC_PORT: '0' };
+        const refused = await runUntilExit(env);
+        expect(refused.code, refused.output).to.equal(1);
+        expect(refused.output).to.include('start-up failed');
+        expect(refused.output).to.include(`pending migration (${NAMES.join(', ')}); run \`npm run migrate\``);
+        expect(await tablesOf(db.url), 'DB_SYNC=false changes nothing').to.deep.equal([]);
+
+        const migrated = await runCli(['migrate'], { DATABASE_URL: db.url });
+        expect(migrated.code, migrated.output).to.equal(0);
+        for (const name of NAMES) {
+          expect(migrated.output).to.include(`${name}: applying`);
+          expect(migrated.output).to.match(new RegExp(`${name}: done in \\d+ ms`));
+        }
+        expect(migrated.output).to.include(`applied ${NAMES.length} migration`);
+        expect(await recorded(db.url)).to.deep.equal(NAMES);
+
+        proc = await spawnServer(env);
+        const client = connect(`127.0.0.1:${proc.port}`);
+        const acct = newAccount('migrated');
+        expect((await client.auth.register(acct)).user?.email).to.equal(acct.email);
+        client.close();
+      } finally {
+        proc?.child.kill('SIGKILL');
+        await proc?.exited;
+        await db.drop();
+      }
+    });
+
+    it('migrate --status lists what is applied and what is pending, with a summary', async function () {
+      this.timeout(60_000);
+      const db = await createTestDatabase();
+      try {
+        const before = await runCli(['migrate', '--status'], { DATABASE_URL: db.url });
+        expect(before.code, before.output).to.equal(0);
+        expect(before.output.split('\n')).to.deep.equal([
+          ...NAMES.map((n) => `pending  ${n}`),
+          `0 applied, ${NAMES.length} pending: run \`npm run migrate\` to apply them`,
+        ]);
+
+        await withDatabase(db.url, (d) => applyMigrations(d));
+        const after = await runCli(['migrate', 'status'], { DATABASE_URL: db.url });
+        expect(after.code, after.output).to.equal(0);
+        const lines = after.output.split('\n');
+        expect(lines.slice(0, -1).map((l) => l.replace(/ {2}\d{4}-\d\d-\d\dT[\d:.]+Z$/, ''))).to.deep.equal(
+          NAMES.map((n) => `applied  ${n}`),
+        );
+        expect(lines.at(-1)).to.equal(`${NAMES.length} applied, 0 pending: the schema is up to date`);
+      } finally {
+        await db.drop();
+      }
+    });
+
+    it("migrate and its status work on a running server's embedded database", async function () {
+      this.timeout(90_000);
+      const dataDir = tempDataDir('cs-migrate-');
+      const env = { DATA_DIR: dataDir, DATABASE_URL: '' };
+      const server = await spawnServer(env);
+      try {
+        const status = await runCli(['migrate', '--status'], env);
+        expect(status.code, status.output).to.equal(0);
+        expect(status.output).to.include(`applied  ${NAMES[0]}`);
+        expect(status.output).to.include(`${NAMES.length} applied, 0 pending`);
+        const again = await runCli(['migrate'], env);
+        expect(again.code, again.output).to.equal(0);
+        expect(again.output).to.include('nothing to apply: the schema is up to date');
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+        fs.rmSync(dataDir, { recursive: true, force: true });
       }
     });
   });
