@@ -72,6 +72,28 @@ module.exports = {
       },
     },
     {
+      name: 'migrations-stand-alone',
+      severity: 'error',
+      comment:
+        'A migration reaches the database only through its context (src/db/migrations/migration.ts): no stores, Sequelize or domain code, so changing those never changes what a released migration does.',
+      from: { path: '^src/db/migrations/' },
+      to: { path: '^(src|services|node_modules)/', pathNot: '^src/db/migrations/' },
+    },
+    {
+      name: 'only-the-runner-loads-migrations',
+      severity: 'error',
+      comment:
+        'src/db/migrate.ts runs the migrations (in one transaction, under the schema lock); tests may list them.',
+      from: { pathNot: ['^test/', '^src/db/migrate[.]ts$', '^src/db/migrations/'] },
+      to: { path: '^src/db/migrations/' },
+    },
+    {
+      name: 'umzug-only-in-the-runner',
+      severity: 'error',
+      from: { pathNot: '^src/db/migrate[.]ts$' },
+      to: { path: '^node_modules/umzug/' },
+    },
+    {
       name: 'security-and-grpc-do-not-touch-storage',
       severity: 'error',
       comment: 'src/security and src/grpc use storage through src/ports.ts interfaces only.',

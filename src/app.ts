@@ -1,5 +1,5 @@
 /**
- * The composition root: config → database (embedded when DATABASE_URL is empty) → schema sync →
+ * The composition root: config → database (embedded when DATABASE_URL is empty) → schema migrations →
  * stores → security → services → handlers → gRPC server → health SERVING. Everything is created
  * here and passed down; nothing else constructs a dependency. `stop()` undoes it in reverse.
  */

@@ -6,6 +6,7 @@
  *   npm run cli -- prune                            (one round of the housekeeping job, now)
  *   npm run cli -- service-account create billing --scopes users.read,tokens.introspect [--cert-name N]
  *   npm run cli -- service-account list | rotate NAME | delete NAME
+ *   npm run migrate [-- --status]                   (= npm run cli -- migrate [--status])
  *
  * With DATABASE_URL empty it attaches to the embedded PostgreSQL of a running server on DATA_DIR,
  * or starts that database for the duration of the command. Exit codes: 0 done, 1 refused or
@@ -17,7 +18,8 @@ import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, loadConfig, loadDotEnv } from './config.js';
 import type { Database } from './db/database.js';
 import { pruneOnce } from './db/housekeeping.js';
-import { openDatabase } from './db/open.js';
+import { migrationStatus } from './db/migrate.js';
+import { type OpenedDatabase, openDatabase } from './db/open.js';
 import { createServiceAccountStore } from './db/service-account.store.js';
 import { createSessionStore } from './db/session.store.js';
 import { createAttemptThrottle } from './db/throttle.store.js';
@@ -29,10 +31,12 @@ import { createPasswordHasher } from './security/passwords.js';
 import { createCurrentPasswordCheck } from './security/reauth.js';
 
 interface Command {
-  /** Positional arguments (a trailing `...` means "and options"). */
+  /** Positional arguments (`[x]`: optional; a trailing `...` means "and options"). */
   args: string[];
   help: string;
-  run(db: Database, config: AppConfig, args: string[]): Promise<string>;
+  /** 'leave': open the database without applying or checking migrations (DB_SYNC does not apply). */
+  schema?: 'leave';
+  run(db: Database, config: AppConfig, args: string[], opened: OpenedDatabase): Promise<string>;
 }
 
 function serviceAccounts(db: Database, config: AppConfig) {
@@ -127,7 +131,41 @@ const setAdmin =
     return `${user.email} (${user.id}) now has roles: ${user.roles.join(', ')}`;
   };
 
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** `migrate`: applies what is pending, one progress line per migration; `migrate status`: lists. */
+async function migrate(db: Database, opened: OpenedDatabase, [mode]: string[]): Promise<string> {
+  if (mode === 'status' || mode === '--status') {
+    const { applied, pending, unknown } = await migrationStatus(db);
+    const lines = [
+      ...applied.map(
+        (m) =>
+          `applied  ${m.name}  ${m.appliedAt.toISOString()}${unknown.includes(m.name) ? '  (not known to this version: a newer one applied it)' : ''}`,
+      ),
+      ...pending.map((name) => `pending  ${name}`),
+      `${applied.length} applied, ${pending.length} pending${pending.length ? ': run `npm run migrate` to apply them' : ': the schema is up to date'}`,
+    ];
+    return lines.join('\n');
+  }
+  if (mode !== undefined) throw new UsageError('migrate [status | --status]');
+  const applied = await opened.migrate((p) =>
+    process.stdout.write(p.event === 'running' ? `${p.name}: applying\n` : `${p.name}: done in ${p.ms} ms\n`),
+  );
+  const status = await migrationStatus(db);
+  const state = status.pending.length
+    ? `still ${plural(status.pending.length, 'pending migration')}`
+    : `the schema is up to date (${status.applied.length} applied in all)`;
+  if (!applied.length) return `nothing to apply: ${state}`;
+  return `applied ${plural(applied.length, 'migration')} in one transaction (${applied.join(', ')}); ${state}`;
+}
+
 const COMMANDS: Record<string, Command> = {
+  migrate: {
+    args: ['[--status]'],
+    help: 'apply the pending schema migrations (one transaction, under the schema lock); --status: list applied and pending',
+    schema: 'leave',
+    run: (db, _config, args, opened) => migrate(db, opened, args),
+  },
   'grant-admin': {
     args: ['<email>'],
     help: 'give the user the admin role (effective at once for our RPCs; in new tokens at the next refresh)',
@@ -164,7 +202,9 @@ ${Object.entries(COMMANDS)
 async function main(argv: string[]): Promise<number> {
   const [name = '', ...args] = argv;
   const command = COMMANDS[name];
-  const fits = command?.args.includes('...') || args.length === command?.args.length;
+  const required = command?.args.filter((a) => !a.startsWith('[')).length ?? 0;
+  const fits =
+    command?.args.includes('...') || (args.length >= required && args.length <= (command?.args.length ?? 0));
   if (!command || !fits || args.some((a) => a.trim() === '')) {
     process.stderr.write(`${USAGE}\n`);
     return 64;
@@ -172,9 +212,12 @@ async function main(argv: string[]): Promise<number> {
   loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL);
-  const opened = await openDatabase(config, logger, { attachToRunningServer: true });
+  const opened = await openDatabase(config, logger, {
+    attachToRunningServer: true,
+    schema: command.schema ?? 'by-config',
+  });
   try {
-    process.stdout.write(`${await command.run(opened.db, config, args)}\n`);
+    process.stdout.write(`${await command.run(opened.db, config, args, opened)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -151,7 +151,7 @@ export const CONFIG_SCHEMA = {
   EMBEDDED_PG_PORT: int("The embedded PostgreSQL's port on 127.0.0.1 (0: a free port)", 0, 0, 65535),
   DB_ECHO: bool('Log every SQL statement (debugging only); otherwise no SQL reaches the logs', false),
   DB_SYNC: bool(
-    'Create missing tables, columns (additive only) and indexes at server start; never drops or alters',
+    'Apply pending schema migrations at start (one transaction under an advisory lock: instances may start together); false: refuse to start while any is pending (`npm run migrate` applies them)',
     true,
   ),
   DB_POOL_MAX: int('Most connections in the pool', 30, 1, 1000),

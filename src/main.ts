@@ -1,9 +1,12 @@
 /**
  * Process entry point: read the configuration, start the app, and stop it gracefully on
- * SIGTERM/SIGINT (exit 0). A bad configuration exits 2 with a message naming the variable.
+ * SIGTERM/SIGINT (exit 0). A bad configuration exits 2 with a message naming the variable; any other
+ * start-up failure (no database, a TLS check, migrations pending with DB_SYNC=false) logs
+ * `start-up failed` with the reason and exits 1.
  *
  * With WORKERS > 1 this process becomes a Node cluster primary: it starts the embedded database
- * (if any) and creates the schema once, then forks WORKERS servers that share the gRPC port
+ * (if any) and applies the pending migrations once (DB_SYNC; else it checks that none is pending),
+ * then forks WORKERS servers (DB_SYNC=false: each only checks) that share the gRPC port
  * (connections are spread across them), replaces a worker that dies, and on a signal stops the
  * workers gracefully before the database.
  */
@@ -60,7 +63,7 @@ async function runServer(config: AppConfig, logger: Logger): Promise<void> {
 }
 
 async function runPrimary(config: AppConfig, logger: Logger, workers: number): Promise<void> {
-  // The database is opened (and its schema synced) once, here; workers only connect to it.
+  // The database is opened and migrated (DB_SYNC) once, here; workers only check that nothing is pending.
   const { url, db, embedded } = await openDatabase(config, logger);
   await db.close();
 

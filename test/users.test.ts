@@ -460,29 +460,6 @@ describe('UserService: batch get, list, update, delete, roles', () => {
   });
 });
 
-describe('schema sync', () => {
-  it('starts on a database made by an older version that lacks a column, adding it', async () => {
-    const old = await startTestServer();
-    await old.stop({ keepDatabase: true });
-    await old.sql(
-      'DROP INDEX refresh_tokens_session_parent_idx; ALTER TABLE refresh_tokens DROP COLUMN parent_hash',
-    );
-    const s = await startTestServer({}, { database: old.db });
-    try {
-      const cols = await s.sql(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'refresh_tokens'",
-      );
-      expect(cols.map((c) => c.column_name)).to.include('parent_hash');
-      const reg = await s.client.auth.register(newAccount('sync'));
-      expect(
-        (await s.client.auth.refreshToken({ refreshToken: reg.tokens?.refreshToken ?? '' })).tokens,
-      ).to.not.equal(undefined);
-    } finally {
-      await s.stop();
-    }
-  });
-});
-
 describe('typed client for other services', () => {
   it('connects in three lines and attaches the bearer token', async () => {
     const s = await startTestServer();

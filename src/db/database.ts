@@ -29,7 +29,6 @@ import {
   poolCounts,
   releaseConnection,
 } from './internals.js';
-import { defineModels, EXTRA_INDEXES_SQL } from './models.js';
 import { PreferTlsSocket } from './prefer-tls.js';
 import { type TlsMaterial, type TlsSettings, tlsFiles, tlsOptions, unreadableFile } from './tls.js';
 import { connectionOptions } from './url.js';
@@ -78,7 +77,10 @@ export interface PoolObserver {
 }
 
 export interface Database extends Transactions {
-  /** Rows of a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). */
+  /**
+   * Rows of a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). Without `bind`
+   * the text goes to PostgreSQL as it is (with it, Sequelize turns `$$` into `$`).
+   */
   select<T>(sql: string, bind?: unknown[], options?: QueryOptions): Promise<T[]>;
   /**
    * The hot-path read: the same pool, hooks and error mapping, but the statement runs straight on
@@ -90,8 +92,6 @@ export interface Database extends Transactions {
   read<T>(sql: string, bind?: unknown[], signal?: AbortSignal): Promise<T[]>;
   /** Rows affected by a statement. */
   execute(sql: string, bind?: unknown[], options?: QueryOptions): Promise<number>;
-  /** Creates missing tables and indexes (DB_SYNC); called once at server start. */
-  sync(): Promise<void>;
   /** One round trip; throws UNAVAILABLE when the database cannot be reached. */
   ping(): Promise<void>;
   poolStats(): PoolStats;
@@ -206,29 +206,6 @@ async function connectionTls(
   return { ssl: options };
 }
 
-/**
- * Adds the columns a newer version of a model has and an existing table lacks (additive only:
- * new columns must be nullable or have a default). Without it, a DATA_DIR made by an older version
- * would fail at start-up on an index over a new column. Tables that do not exist yet are left to
- * sync(), which creates them whole.
- */
-async function addMissingColumns(sequelize: Sequelize): Promise<void> {
-  const qi = sequelize.getQueryInterface();
-  for (const model of Object.values(sequelize.models)) {
-    const table = model.getTableName() as string;
-    let existing: Record<string, unknown>;
-    try {
-      existing = await qi.describeTable(table);
-    } catch {
-      continue;
-    }
-    for (const [name, attribute] of Object.entries(model.getAttributes())) {
-      const column = attribute.field ?? name;
-      if (!(column in existing)) await qi.addColumn(table, column, attribute);
-    }
-  }
-}
-
 export function createDatabase(
   url: string,
   config: DbConfig,
@@ -273,7 +250,6 @@ export function createDatabase(
           }
         : {}),
     },
-    define: { underscored: true },
   });
   if (tls.effective !== 'disable') {
     // Sequelize hands each new connection's config to this hook before it opens the connection.
@@ -300,7 +276,6 @@ export function createDatabase(
       throw cancelled('the call was cancelled while it waited for a database connection');
     }
   });
-  defineModels(sequelize);
   if (observer) {
     instrumentPool(sequelize, {
       acquired: observer.acquired,
@@ -331,11 +306,11 @@ export function createDatabase(
   };
 
   return {
-    select: <T>(sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
+    select: <T>(sql: string, bind?: unknown[], options: QueryOptions = {}) =>
       run(
         () =>
           sequelize.query(sql, {
-            bind,
+            ...(bind ? { bind } : {}),
             type: QueryTypes.SELECT,
             raw: true,
             ...queryOptions(options),
@@ -371,12 +346,6 @@ export function createDatabase(
           throwIfAborted(signal);
           return work(toTx(t));
         });
-      }),
-    sync: () =>
-      run(async () => {
-        await addMissingColumns(sequelize);
-        await sequelize.sync();
-        for (const sql of EXTRA_INDEXES_SQL) await sequelize.query(sql);
       }),
     ping: () =>
       run(async () => void (await sequelize.query('SELECT 1', { type: QueryTypes.SELECT, raw: true }))),

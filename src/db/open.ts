@@ -1,8 +1,9 @@
 /**
  * Opens the database the configuration names: DATABASE_URL, or else the embedded PostgreSQL under
  * DATA_DIR (optionally the one a running server already started there); then checks it answers
- * and, with DB_SYNC, creates what is missing. The one way the server, the cluster primary and the
- * operator command reach their database.
+ * and prepares its schema: with DB_SYNC it applies the pending migrations (src/db/migrate.ts),
+ * without it refuses a database that has any pending. The one way the server, the cluster primary
+ * and the operator command reach their database.
  */
 import type { AppConfig } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -14,6 +15,7 @@ import {
   type PoolObserver,
 } from './database.js';
 import { attachEmbeddedPostgres, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import { applyMigrations, type MigrationProgress, requireMigrated } from './migrate.js';
 import { explainTlsFailure, productionTlsWarning } from './tls.js';
 import { connectionOptions } from './url.js';
 
@@ -23,6 +25,12 @@ export interface OpenedDatabase {
   db: Database;
   /** Set when this process started the embedded database (and so must stop it). */
   embedded: EmbeddedPostgres | undefined;
+  /**
+   * Applies the pending migrations (one transaction under the schema lock) on a connection of its
+   * own without DB_STATEMENT_TIMEOUT_MS: waiting for another instance's schema change, or a long
+   * migration, is not a stuck query. Resolves with the names applied.
+   */
+  migrate(onProgress?: (progress: MigrationProgress) => void): Promise<string[]>;
   /** Closes the pool, then stops the embedded database if this process started it. */
   close(): Promise<void>;
 }
@@ -33,7 +41,12 @@ export type OpenConfig = DbConfig &
 export async function openDatabase(
   config: OpenConfig,
   logger: Logger,
-  options: { attachToRunningServer?: boolean; poolObserver?: PoolObserver } = {},
+  options: {
+    attachToRunningServer?: boolean;
+    /** 'leave': neither apply nor check migrations (the migrate command does that itself). */
+    schema?: 'by-config' | 'leave';
+    poolObserver?: PoolObserver;
+  } = {},
 ): Promise<OpenedDatabase> {
   let url =
     config.DATABASE_URL || (options.attachToRunningServer ? attachEmbeddedPostgres(config.DATA_DIR) : null);
@@ -58,9 +71,37 @@ export async function openDatabase(
       await embedded?.stop();
     }
   };
+  const migrate = async (onProgress?: (progress: MigrationProgress) => void) => {
+    const schemaDb = createDatabase(
+      url,
+      { ...config, DB_POOL_MIN: 0, DB_POOL_MAX: 1, DB_STATEMENT_TIMEOUT_MS: 0 },
+      logger,
+    );
+    try {
+      const { applied, unknown } = await applyMigrations(schemaDb, { onProgress });
+      if (unknown.length) {
+        logger.warn(
+          { unknown },
+          'the database has migrations this version does not know (a newer version applied them)',
+        );
+      }
+      return applied;
+    } finally {
+      await schemaDb.close();
+    }
+  };
   try {
     await db.ping();
-    if (config.DB_SYNC) await db.sync();
+    if (options.schema !== 'leave') {
+      if (!config.DB_SYNC) await requireMigrated(db);
+      else {
+        const applied = await migrate((p) => {
+          if (p.event === 'ran') logger.info({ migration: p.name, ms: p.ms }, 'migration ran');
+        });
+        if (applied.length) logger.info({ applied }, 'schema migrated');
+        else logger.debug('schema up to date');
+      }
+    }
   } catch (err) {
     await close();
     // A certificate that does not verify, a server without TLS, a missing file, a startup
@@ -73,5 +114,5 @@ export async function openDatabase(
       });
     throw problem ? new Error(problem) : err;
   }
-  return { url, db, embedded, close };
+  return { url, db, embedded, migrate, close };
 }

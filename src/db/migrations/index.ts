@@ -1,0 +1,10 @@
+/**
+ * Every migration, in the order they apply. To change the schema: add `NNNN-what-it-does.ts` (the
+ * next number) to this folder and one line at the end of this list. Never edit, rename or reorder a
+ * migration that has been released: databases record them by name. See migration.ts for what a
+ * migration may do (it runs inside one transaction).
+ */
+import * as initialSchema from './0001-initial-schema.js';
+import type { Migration } from './migration.js';
+
+export const MIGRATIONS: readonly Migration[] = [{ name: '0001-initial-schema', ...initialSchema }];
