@@ -11,6 +11,7 @@ import { createServiceTokenIssuer } from '../services/auth/service-accounts.serv
 import { createUserHandlers } from '../services/user/user.handlers.js';
 import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, DEV_SECRET_KEY, introspectionRequired } from './config.js';
+import { createAuditLog } from './db/audit.store.js';
 import { createBatcherRegistry } from './db/batcher.js';
 import type { Database, PoolStats } from './db/database.js';
 import { startHousekeeping } from './db/housekeeping.js';
@@ -40,6 +41,7 @@ import { startOpsServer } from './ops/http.js';
 import { createMetrics, shareMetricsWithPrimary } from './ops/metrics.js';
 import { UNCOUNTED } from './ports.js';
 import { createAuthenticator } from './security/authenticator.js';
+import { createEmailFingerprint } from './security/fingerprint.js';
 import { loadKeyRing } from './security/keys.js';
 import { createPageTokenCodec } from './security/page-tokens.js';
 import { createPasswordStrength } from './security/password-strength.js';
@@ -122,6 +124,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
     const keys = await loadKeyRing(config);
     const tokens = createTokenService(config, keys);
     const serviceAccounts = createServiceAccountStore(db, batching);
+    const audit = createAuditLog(db);
     const authenticator = createAuthenticator(tokens, sessions, serviceAccounts);
     const throttle = createAttemptThrottle(db, {
       baseS: config.LOGIN_LOCKOUT_BASE_S,
@@ -144,6 +147,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       throttle,
       checkCurrentPassword,
       counters,
+      audit,
+      fingerprint: createEmailFingerprint(config.SECRET_KEY),
       policy: {
         refreshReuseGraceS: config.REFRESH_REUSE_GRACE_SECONDS,
         sessionMaxLifetimeS: config.SESSION_MAX_LIFETIME_S,
@@ -159,6 +164,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       users,
       sessions,
       pageTokens: createPageTokenCodec(config.SECRET_KEY),
+      auditPageTokens: createPageTokenCodec(config.SECRET_KEY, 'list-audit-events'),
+      audit,
       checkCurrentPassword,
     });
     const serviceTokens = createServiceTokenIssuer({
@@ -171,6 +178,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
         account: config.LOGIN_ACCOUNT_MAX_FAILURES,
       },
       counters,
+      audit,
     });
     metrics?.watch({
       pool: { stats: () => db.poolStats(), max: config.DB_POOL_MAX, min: config.DB_POOL_MIN },

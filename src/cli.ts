@@ -12,10 +12,12 @@
  * or starts that database for the duration of the command. Exit codes: 0 done, 1 refused or
  * failed (the message says why), 64 usage.
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { createServiceAccountAdmin } from '../services/auth/service-accounts.service.js';
 import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, loadConfig, loadDotEnv } from './config.js';
+import { createAuditLog } from './db/audit.store.js';
 import type { Database } from './db/database.js';
 import { pruneOnce } from './db/housekeeping.js';
 import { migrationStatus } from './db/migrate.js';
@@ -39,11 +41,23 @@ interface Command {
   run(db: Database, config: AppConfig, args: string[], opened: OpenedDatabase): Promise<string>;
 }
 
+/** Who runs operator commands, as the audit trail records it: `cli:<OS user>`. */
+const OPERATOR = `cli:${(() => {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+})()}`;
+
 function serviceAccounts(db: Database, config: AppConfig) {
   const batching = { maxBatch: 1, maxInFlight: 1, maxWaitMs: config.DB_POOL_ACQUIRE_MS };
   return createServiceAccountAdmin({
     accounts: createServiceAccountStore(db, batching),
     secretOverlapS: config.SERVICE_SECRET_OVERLAP_S,
+    transactions: db,
+    audit: createAuditLog(db),
+    operator: OPERATOR,
   });
 }
 
@@ -116,6 +130,8 @@ function userService(db: Database, config: AppConfig) {
     users: createUserStore(db, batching),
     sessions: createSessionStore(db, batching),
     pageTokens: createPageTokenCodec(config.SECRET_KEY),
+    auditPageTokens: createPageTokenCodec(config.SECRET_KEY, 'list-audit-events'),
+    audit: createAuditLog(db),
     checkCurrentPassword: createCurrentPasswordCheck({
       throttle,
       hasher: createPasswordHasher(config),
@@ -127,7 +143,7 @@ function userService(db: Database, config: AppConfig) {
 const setAdmin =
   (grant: boolean): Command['run'] =>
   async (db, config, [email]) => {
-    const user = await userService(db, config).setRole(email as string, 'admin', grant);
+    const user = await userService(db, config).setRole(email as string, 'admin', grant, OPERATOR);
     return `${user.email} (${user.id}) now has roles: ${user.roles.join(', ')}`;
   };
 

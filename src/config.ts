@@ -306,6 +306,12 @@ export const CONFIG_SCHEMA = {
     3650,
   ),
   PRUNE_INTERVAL_S: int('How often the housekeeping job runs (0: never)', 3_600, 0, 604_800),
+  AUDIT_RETENTION_DAYS: int(
+    'Audit events older than this many days are deleted by the housekeeping job',
+    365,
+    1,
+    36_500,
+  ),
   STATS_LOG_INTERVAL_S: int('Log memory, pool and hashing figures this often (0: never)', 0, 0, 86_400),
   OPS_PORT: int(
     'HTTP port for /metrics (Prometheus), /healthz, /readyz and /.well-known/jwks.json (0: off, and no metrics are collected)',

@@ -125,7 +125,15 @@ export interface UserStore {
 
 export type RotateResult =
   | { outcome: 'rotated' | 'grace'; sessionId: string; user: UserRecord }
-  | { outcome: 'replay' | 'invalid' };
+  /** The session a used token belonged to has been ended (in the caller's transaction). */
+  | { outcome: 'replay'; sessionId: string; userId: string }
+  | { outcome: 'invalid' };
+
+/** A session that was ended. */
+export interface EndedSession {
+  sessionId: string;
+  userId: string;
+}
 
 /** The only writer of sessions and refresh tokens. */
 export interface SessionStore {
@@ -134,7 +142,7 @@ export interface SessionStore {
   /** Ends every live session of the user (but `exceptSessionId`). */
   endAllForUser(userId: string, reason: RevokeReason, tx?: Tx, exceptSessionId?: string): Promise<void>;
   /** Ends one live session of the user; false if the user has no such live session. */
-  end(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>;
+  end(sessionId: string, userId: string, reason: RevokeReason, tx?: Tx): Promise<boolean>;
   /** The user's live sessions, newest first. */
   listLive(userId: string): Promise<SessionInfo[]>;
   /** The caller with its user's current email and roles, if the session is live and the user not deleted. */
@@ -143,15 +151,17 @@ export interface SessionStore {
    * Exchanges a refresh token (by hash) for `next`, atomically: exactly one of concurrent callers
    * wins. A used token is a replay (the session is ended) unless it is the one just rotated away and
    * was used less than `graceS` seconds ago: then the session's live token is replaced by `next`.
-   * A session older than `maxLifetimeS` is not refreshed.
+   * A session older than `maxLifetimeS` is not refreshed. Runs in `tx`: a replay's end of the
+   * session commits with it (the caller records the event there, then answers the error).
    */
   rotate(
     presentedHash: string,
     next: { hash: string; expiresAt: Date },
     rules: { graceS: number; maxLifetimeS: number },
+    tx: Tx,
   ): Promise<RotateResult>;
-  /** Ends the session the refresh token belongs to (any of its tokens); no-op if none or ended. */
-  endByRefreshToken(hash: string): Promise<void>;
+  /** Ends the session the refresh token belongs to (any of its tokens); null if none or already ended. */
+  endByRefreshToken(hash: string, tx?: Tx): Promise<EndedSession | null>;
 }
 
 /** A service account: another service's identity, with the scopes it may use. */
@@ -170,12 +180,13 @@ export interface ServiceAccountStore {
   /** ALREADY_EXISTS for a name in use. */
   insert(
     account: Omit<ServiceAccount, 'createTime' | 'rotateTime'> & { secretHash: string },
+    tx?: Tx,
   ): Promise<ServiceAccount>;
   list(): Promise<ServiceAccount[]>;
   /** A new secret; the previous one keeps working for `overlapS`. Null if no such account. */
-  rotate(name: string, secretHash: string, overlapS: number): Promise<ServiceAccount | null>;
-  /** Deletes the account (its tokens stop working at once); false if no such account. */
-  remove(name: string): Promise<boolean>;
+  rotate(name: string, secretHash: string, overlapS: number, tx?: Tx): Promise<ServiceAccount | null>;
+  /** Deletes the account (its tokens stop working at once); the deleted one, or null if none. */
+  remove(name: string, tx?: Tx): Promise<ServiceAccount | null>;
   /** The account of a client id, with the hashes its secret may match now (the current one, and the previous during the overlap). */
   findByClientId(
     clientId: string,
@@ -207,3 +218,75 @@ export interface SecurityCounters {
 
 /** Counting nothing: for the CLI and for tests that do not look. */
 export const UNCOUNTED: SecurityCounters = { login() {}, refresh() {}, serviceTokenIssued() {} };
+
+/** What the audit trail records (and nothing else): one security event per change or attempt. */
+export const AUDIT_EVENT_TYPES = [
+  'user.registered',
+  'login.succeeded',
+  'login.failed',
+  'login.throttled',
+  'refresh.replay_detected',
+  'session.logged_out',
+  'session.revoked',
+  'password.changed',
+  'email.changed',
+  'roles.changed',
+  'user.deleted',
+  'service_account.created',
+  'service_account.rotated',
+  'service_account.deleted',
+  'service_token.issued',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+export const isAuditEventType = (s: string): s is AuditEventType =>
+  (AUDIT_EVENT_TYPES as readonly string[]).includes(s);
+
+/** Who acted: a user, a service account, an operator command (`id`: which), or nobody known. */
+export type AuditActor =
+  | { type: 'user'; id: string }
+  | { type: 'service_account'; id: string }
+  | { type: 'operator'; id: string }
+  | { type: 'anonymous' };
+
+export interface AuditEvent {
+  type: AuditEventType;
+  actor: AuditActor;
+  outcome: 'success' | 'failure' | 'refused';
+  /** The user the event is about. */
+  subjectUserId?: string;
+  /** Where the call came from, and its request id (none for operator commands). */
+  clientAddress?: string;
+  requestId?: string;
+  /** Never a secret, a token or an email address (a failed login stores a keyed hash of it). */
+  details?: Record<string, string>;
+}
+
+/** Where a call came from, for the audit trail: its client address and request id. */
+export interface CallSource {
+  clientAddress: string;
+  requestId?: string;
+}
+
+export interface AuditRecord extends AuditEvent {
+  id: string;
+  time: Date;
+}
+
+export interface AuditQuery {
+  subjectUserId?: string;
+  types?: readonly AuditEventType[];
+  /** At or after. */
+  from?: Date;
+  /** Before. */
+  to?: Date;
+  /** Events recorded before this one (keyset paging, newest first). */
+  beforeId?: string;
+  limit: number;
+}
+
+/** The append-only audit trail. `record` with `tx` commits (or rolls back) with the change it records. */
+export interface AuditLog {
+  record(event: AuditEvent, tx?: Tx): Promise<void>;
+  /** Newest first. */
+  list(query: AuditQuery): Promise<AuditRecord[]>;
+}

@@ -30,6 +30,7 @@ import {
   BatchGetUsersRequest,
   DeleteUserRequest,
   GetUserRequest,
+  ListAuditEventsRequest,
   ListUsersRequest,
   UpdateUserRequest,
   UserServiceService,
@@ -163,6 +164,16 @@ describe('hostile input on the wire', () => {
         }).finish(),
       ],
       [UserServiceService.deleteUser.path, DeleteUserRequest.encode({ id: other }).finish()],
+      [
+        UserServiceService.listAuditEvents.path,
+        ListAuditEventsRequest.encode({
+          pageSize: 5,
+          pageToken: '',
+          subjectUserId: other,
+          eventTypes: ['login.failed'],
+          startTime: new Date(0),
+        }).finish(),
+      ],
       [AuthServiceService.listSessions.path, ListSessionsRequest.encode({}).finish()],
       [
         AuthServiceService.issueServiceToken.path,

@@ -15,6 +15,7 @@ import type { ServiceTokenIssuer } from './service-accounts.service.js';
 const originOf = (ctx: PublicContext): Origin => ({
   clientAddress: ctx.clientAddress,
   userAgent: ctx.userAgent,
+  requestId: ctx.requestId,
   signal: ctx.signal,
 });
 
@@ -35,11 +36,11 @@ export function createAuthHandlers(
       const { user, tokens } = await auth.login({ email: req.email, password: req.password }, originOf(ctx));
       return { user: toUserMessage(user), tokens: toTokenPair(tokens) };
     },
-    async refreshToken(req) {
-      return { tokens: toTokenPair(await auth.refresh(req.refreshToken)) };
+    async refreshToken(req, ctx) {
+      return { tokens: toTokenPair(await auth.refresh(req.refreshToken, originOf(ctx))) };
     },
-    async logout(req) {
-      await auth.logout(req.refreshToken);
+    async logout(req, ctx) {
+      await auth.logout(req.refreshToken, originOf(ctx));
       return {};
     },
     async validateToken(req, ctx) {
@@ -68,7 +69,7 @@ export function createAuthHandlers(
       return { sessions: (await auth.listSessions(ctx.caller)).map(toSessionMessage) };
     },
     async revokeSession(req, ctx) {
-      await auth.revokeSession(ctx.caller, req.sessionId);
+      await auth.revokeSession(ctx.caller, req.sessionId, originOf(ctx));
       return {};
     },
     async issueServiceToken(req, ctx) {

@@ -16,6 +16,8 @@ import {
 } from '../../src/errors.js';
 import type {
   AttemptThrottle,
+  AuditEvent,
+  AuditLog,
   IssuedTokens,
   LoginOutcome,
   NewSession,
@@ -48,6 +50,8 @@ export interface Origin {
   clientAddress: string;
   /** The caller's user-agent metadata, already cut to a safe length. */
   userAgent: string;
+  /** The call's request id, for the audit trail. */
+  requestId?: string;
   signal?: AbortSignal;
 }
 
@@ -63,6 +67,9 @@ export interface AuthDeps {
   checkCurrentPassword: CurrentPasswordCheck;
   policy: AuthPolicy;
   counters: SecurityCounters;
+  audit: AuditLog;
+  /** Keyed hash of an email, for a failed login's audit event. */
+  fingerprint: (email: string) => string;
 }
 
 export interface AuthPolicy {
@@ -138,7 +145,18 @@ export function createAuthService(deps: AuthDeps) {
     checkCurrentPassword,
     policy,
     counters,
+    audit,
+    fingerprint,
   } = deps;
+  /** An audit event from this call's origin. */
+  const event = (
+    origin: Pick<Origin, 'clientAddress' | 'requestId'>,
+    e: Omit<AuditEvent, 'clientAddress' | 'requestId'>,
+  ): AuditEvent => ({
+    ...e,
+    clientAddress: origin.clientAddress,
+    requestId: origin.requestId,
+  });
   /** A new login session: its id and first refresh token (the store keeps only the hash). */
   const openSession = (origin: Origin) => {
     const refresh = tokens.newRefreshToken();
@@ -200,7 +218,17 @@ export function createAuthService(deps: AuthDeps) {
     const keys = loginKeys(email, source, policy.loginLimits);
     const all = [keys.pair, keys.source, keys.account];
     const reservation = await throttle.reserve(all, origin.signal);
-    if (!reservation.granted) throw throttled(reservation.waitS);
+    if (!reservation.granted) {
+      await audit.record(
+        event(origin, {
+          type: 'login.throttled',
+          actor: { type: 'anonymous' },
+          outcome: 'refused',
+          details: { email_hmac: fingerprint(email), retry_after_s: String(reservation.waitS) },
+        }),
+      );
+      throw throttled(reservation.waitS);
+    }
     let found: Awaited<ReturnType<UserStore['findCredentialsByEmail']>>;
     let ok: boolean;
     try {
@@ -214,7 +242,19 @@ export function createAuthService(deps: AuthDeps) {
       await throttle.settle([], all).catch(() => {}); // never evaluated: give the attempt back
       throw err;
     }
-    if (!found || !ok) throw unauthenticated(BAD_CREDENTIALS);
+    if (!found || !ok) {
+      // the same work whether or not the account exists: one event, its subject only if it does
+      await audit.record(
+        event(origin, {
+          type: 'login.failed',
+          actor: { type: 'anonymous' },
+          outcome: 'failure',
+          subjectUserId: found?.id,
+          details: { email_hmac: fingerprint(email) },
+        }),
+      );
+      throw unauthenticated(BAD_CREDENTIALS);
+    }
     // Proven: the pair starts afresh; the address and the account get this attempt back.
     await throttle.settle([keys.pair], [keys.source, keys.account]);
 
@@ -226,7 +266,19 @@ export function createAuthService(deps: AuthDeps) {
     throwIfAborted(origin.signal);
     const { passwordHash: _, ...user } = found;
     const { session, refresh } = openSession(origin);
-    await sessions.create(user.id, session);
+    await transactions.run(async (tx) => {
+      await sessions.create(user.id, session, tx);
+      await audit.record(
+        event(origin, {
+          type: 'login.succeeded',
+          actor: { type: 'user', id: user.id },
+          outcome: 'success',
+          subjectUserId: user.id,
+          details: { session_id: session.sessionId },
+        }),
+        tx,
+      );
+    }, origin.signal);
     return { user, tokens: await issue(user, session.sessionId, refresh) };
   };
 
@@ -253,6 +305,16 @@ export function createAuthService(deps: AuthDeps) {
       const user = await transactions.run(async (tx) => {
         const created = await users.insert({ id: randomUUID(), email, displayName, passwordHash }, tx);
         await sessions.create(created.id, session, tx);
+        await audit.record(
+          event(origin, {
+            type: 'user.registered',
+            actor: { type: 'anonymous' },
+            outcome: 'success',
+            subjectUserId: created.id,
+            details: { session_id: session.sessionId },
+          }),
+          tx,
+        );
         return created;
       }, origin.signal);
       return { user, tokens: await issue(user, session.sessionId, refresh) };
@@ -275,18 +337,37 @@ export function createAuthService(deps: AuthDeps) {
       }
     },
 
-    async refresh(refreshToken: string): Promise<IssuedTokens> {
+    async refresh(
+      refreshToken: string,
+      origin: Pick<Origin, 'clientAddress' | 'requestId'>,
+    ): Promise<IssuedTokens> {
       required('refresh_token', refreshToken, 'the refresh_token of your latest token pair');
       if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) {
         counters.refresh('invalid');
         throw unauthenticated(BAD_REFRESH);
       }
       const next = tokens.newRefreshToken();
-      const result = await sessions.rotate(
-        tokens.hashRefreshToken(refreshToken),
-        { hash: next.hash, expiresAt: next.expiresAt },
-        { graceS: policy.refreshReuseGraceS, maxLifetimeS: policy.sessionMaxLifetimeS },
-      );
+      const result = await transactions.run(async (tx) => {
+        const rotated = await sessions.rotate(
+          tokens.hashRefreshToken(refreshToken),
+          { hash: next.hash, expiresAt: next.expiresAt },
+          { graceS: policy.refreshReuseGraceS, maxLifetimeS: policy.sessionMaxLifetimeS },
+          tx,
+        );
+        if (rotated.outcome === 'replay') {
+          await audit.record(
+            event(origin, {
+              type: 'refresh.replay_detected',
+              actor: { type: 'anonymous' },
+              outcome: 'failure',
+              subjectUserId: rotated.userId,
+              details: { session_id: rotated.sessionId },
+            }),
+            tx,
+          );
+        }
+        return rotated;
+      });
       counters.refresh(result.outcome);
       if (result.outcome === 'rotated' || result.outcome === 'grace')
         return await issue(result.user, result.sessionId, next);
@@ -294,10 +375,23 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     /** Ends the session of a refresh token. Idempotent: unknown, used or ended tokens are fine too. */
-    async logout(refreshToken: string): Promise<void> {
+    async logout(refreshToken: string, origin: Pick<Origin, 'clientAddress' | 'requestId'>): Promise<void> {
       required('refresh_token', refreshToken, 'a refresh token of the session to end');
       if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) return;
-      await sessions.endByRefreshToken(tokens.hashRefreshToken(refreshToken));
+      await transactions.run(async (tx) => {
+        const ended = await sessions.endByRefreshToken(tokens.hashRefreshToken(refreshToken), tx);
+        if (!ended) return;
+        await audit.record(
+          event(origin, {
+            type: 'session.logged_out',
+            actor: { type: 'user', id: ended.userId },
+            outcome: 'success',
+            subjectUserId: ended.userId,
+            details: { session_id: ended.sessionId },
+          }),
+          tx,
+        );
+      });
     },
 
     /** RFC 7662-style introspection: a signature check and one lookup of the session with its user's current email and roles. */
@@ -357,6 +451,16 @@ export function createAuthService(deps: AuthDeps) {
         if (!(await users.changePasswordHash(found.id, found.passwordHash, nextHash, tx))) return false;
         await sessions.endAllForUser(found.id, 'password change', tx);
         await sessions.create(found.id, session, tx);
+        await audit.record(
+          event(origin, {
+            type: 'password.changed',
+            actor: { type: 'user', id: caller.userId },
+            outcome: 'success',
+            subjectUserId: found.id,
+            details: { session_id: session.sessionId },
+          }),
+          tx,
+        );
         return true;
       });
       if (!changed) throw unauthenticated('the password was changed meanwhile; log in again');
@@ -371,13 +475,30 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     /** Ends one of the caller's own sessions; another user's (or an unknown or ended one) is NOT_FOUND. */
-    async revokeSession(caller: UserCaller, sessionId: string): Promise<void> {
+    async revokeSession(
+      caller: UserCaller,
+      sessionId: string,
+      origin: Pick<Origin, 'clientAddress' | 'requestId'>,
+    ): Promise<void> {
       const v = new Violations();
       checkUuid(v, 'session_id', sessionId);
       v.throwIfAny();
-      if (!(await sessions.end(sessionId.toLowerCase(), caller.userId, 'revoked by user'))) {
-        throw notFound(`no live session ${sessionId} of yours`);
-      }
+      const id = sessionId.toLowerCase();
+      const ended = await transactions.run(async (tx) => {
+        if (!(await sessions.end(id, caller.userId, 'revoked by user', tx))) return false;
+        await audit.record(
+          event(origin, {
+            type: 'session.revoked',
+            actor: { type: 'user', id: caller.userId },
+            outcome: 'success',
+            subjectUserId: caller.userId,
+            details: { session_id: id },
+          }),
+          tx,
+        );
+        return true;
+      });
+      if (!ended) throw notFound(`no live session ${sessionId} of yours`);
     },
   };
 }

@@ -12,9 +12,13 @@ import { isScope, SCOPES, type Scope } from '../../src/caller.js';
 import { notFound, throttled, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
 import type {
   AttemptThrottle,
+  AuditEvent,
+  AuditLog,
   SecurityCounters,
   ServiceAccount,
   ServiceAccountStore,
+  Transactions,
+  Tx,
 } from '../../src/ports.js';
 import type { TokenService } from '../../src/security/tokens.js';
 import { loginKeys } from '../../src/throttle.js';
@@ -46,14 +50,40 @@ export interface NewCredentials {
 
 export type ServiceAccountAdmin = ReturnType<typeof createServiceAccountAdmin>;
 
-/** The operator's commands (npm run cli -- service-account ...). `secretOverlapS`: SERVICE_SECRET_OVERLAP_S. */
+/**
+ * The operator's commands (npm run cli -- service-account ...), each audited in its transaction
+ * with the operator as actor (`operator`: who, e.g. `cli:alice`). `secretOverlapS`: SERVICE_SECRET_OVERLAP_S.
+ */
 export function createServiceAccountAdmin({
   accounts,
   secretOverlapS,
+  transactions,
+  audit,
+  operator,
 }: {
   accounts: ServiceAccountStore;
   secretOverlapS: number;
+  transactions: Transactions;
+  audit: AuditLog;
+  operator: string;
 }) {
+  const audited = <T extends ServiceAccount | null>(
+    type: 'service_account.created' | 'service_account.rotated' | 'service_account.deleted',
+    change: (tx: Tx) => Promise<T>,
+  ) =>
+    transactions.run(async (tx) => {
+      const account = await change(tx);
+      if (account) {
+        const e: AuditEvent = {
+          type,
+          actor: { type: 'operator', id: operator },
+          outcome: 'success',
+          details: { name: account.name, client_id: account.clientId, scopes: account.scopes.join(',') },
+        };
+        await audit.record(e, tx);
+      }
+      return account;
+    });
   const checkName = (v: Violations, name: string) => {
     if (!NAME_RE.test(name)) {
       v.add(
@@ -82,14 +112,19 @@ export function createServiceAccountAdmin({
       }
       v.throwIfAny();
       const secret = newSecret();
-      const account = await accounts.insert({
-        id: randomUUID(),
-        name: input.name,
-        clientId: `svc_${randomBytes(16).toString('hex')}`,
-        secretHash: hashSecret(secret).toString('hex'),
-        scopes: scopes as Scope[],
-        certName: input.certName ?? null,
-      });
+      const account = await audited('service_account.created', (tx) =>
+        accounts.insert(
+          {
+            id: randomUUID(),
+            name: input.name,
+            clientId: `svc_${randomBytes(16).toString('hex')}`,
+            secretHash: hashSecret(secret).toString('hex'),
+            scopes: scopes as Scope[],
+            certName: input.certName ?? null,
+          },
+          tx,
+        ),
+      );
       return {
         name: account.name,
         client_id: account.clientId,
@@ -103,7 +138,9 @@ export function createServiceAccountAdmin({
     /** A new secret; the previous one keeps working for SERVICE_SECRET_OVERLAP_S. */
     async rotate(name: string): Promise<NewCredentials & { previous_secret_valid_for_s: number }> {
       const secret = newSecret();
-      const account = await accounts.rotate(name, hashSecret(secret).toString('hex'), secretOverlapS);
+      const account = await audited('service_account.rotated', (tx) =>
+        accounts.rotate(name, hashSecret(secret).toString('hex'), secretOverlapS, tx),
+      );
       if (!account) throw notFound(`no service account named ${name.slice(0, 100)}`);
       return {
         name: account.name,
@@ -116,7 +153,8 @@ export function createServiceAccountAdmin({
 
     /** Deletes the account: its tokens stop working at once (every call checks the account). */
     async remove(name: string): Promise<void> {
-      if (!(await accounts.remove(name))) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      const removed = await audited('service_account.deleted', (tx) => accounts.remove(name, tx));
+      if (!removed) throw notFound(`no service account named ${name.slice(0, 100)}`);
     },
   };
 }
@@ -130,8 +168,9 @@ export function createServiceTokenIssuer(deps: {
   throttle: AttemptThrottle;
   limits: { pair: number; source: number; account: number };
   counters: SecurityCounters;
+  audit: AuditLog;
 }) {
-  const { accounts, tokens, throttle, limits, counters } = deps;
+  const { accounts, tokens, throttle, limits, counters, audit } = deps;
   return {
     /** Client credentials → a short-lived access token; throttled before the secret is compared. */
     async issueToken(input: { clientId: string; clientSecret: string }, origin: Origin) {
@@ -160,6 +199,14 @@ export function createServiceTokenIssuer(deps: {
         scopes: account.scopes,
       });
       counters.serviceTokenIssued();
+      await audit.record({
+        type: 'service_token.issued',
+        actor: { type: 'service_account', id: account.id },
+        outcome: 'success',
+        clientAddress: origin.clientAddress,
+        requestId: origin.requestId,
+        details: { name: account.name, scopes: account.scopes.join(',') },
+      });
       return {
         accessToken: issued.token,
         tokenType: 'Bearer',

@@ -1,6 +1,6 @@
 import type { GetUserRequest, UserServiceService } from '../../src/gen/connectsphere/user/v1/user.js';
 import type { ServiceHandlers } from '../../src/grpc/adapter.js';
-import { toUserMessage } from '../../src/grpc/mappers.js';
+import { toAuditEventMessage, toUserMessage } from '../../src/grpc/mappers.js';
 import type { USER_POLICY } from '../../src/grpc/policy.js';
 import type { UserLookup, UserService } from './user.service.js';
 
@@ -47,13 +47,24 @@ export function createUserHandlers(
           currentPassword: req.currentPassword,
         },
         req.updateMask,
-        { signal: ctx.signal, source: ctx.clientAddress },
+        { signal: ctx.signal, source: ctx.clientAddress, requestId: ctx.requestId },
       );
       return toUserMessage(updated);
     },
     async deleteUser(req, ctx) {
-      await users.remove(ctx.caller, req.id);
+      await users.remove(ctx.caller, req.id, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
       return {};
+    },
+    async listAuditEvents(req, ctx) {
+      const page = await users.listAudit(ctx.caller, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        subjectUserId: req.subjectUserId,
+        eventTypes: req.eventTypes,
+        startTime: req.startTime,
+        endTime: req.endTime,
+      });
+      return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

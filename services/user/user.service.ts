@@ -20,6 +20,13 @@ import {
   Violations,
 } from '../../src/errors.js';
 import {
+  AUDIT_EVENT_TYPES,
+  type AuditActor,
+  type AuditEvent,
+  type AuditLog,
+  type AuditRecord,
+  type CallSource,
+  isAuditEventType,
   ROLES,
   type SessionStore,
   type Transactions,
@@ -51,6 +58,24 @@ export interface UserDeps {
   sessions: SessionStore;
   pageTokens: PageTokenCodec;
   checkCurrentPassword: CurrentPasswordCheck;
+  audit: AuditLog;
+  /** ListAuditEvents' page tokens (a key of their own: a ListUsers token is no audit cursor). */
+  auditPageTokens: PageTokenCodec;
+}
+
+export interface AuditListInput {
+  pageSize: number;
+  pageToken: string;
+  subjectUserId: string;
+  eventTypes: string[];
+  startTime?: Date;
+  endTime?: Date;
+}
+
+/** Who made a change, and where from (an operator command has no address). */
+interface ChangedBy {
+  actor: AuditActor;
+  source?: CallSource;
 }
 
 export const BATCH_MAX = 100;
@@ -151,7 +176,16 @@ export function createUserService({
   sessions,
   pageTokens,
   checkCurrentPassword,
+  audit,
+  auditPageTokens,
 }: UserDeps) {
+  const record = (by: ChangedBy, e: Omit<AuditEvent, 'actor' | 'clientAddress' | 'requestId'>, tx: Tx) =>
+    audit.record(
+      { ...e, actor: by.actor, clientAddress: by.source?.clientAddress, requestId: by.source?.requestId },
+      tx,
+    );
+  const sameRoles = (a: readonly string[], b: readonly string[]) =>
+    [...a].sort().join(',') === [...b].sort().join(',');
   /** Refuses a change that would leave no active admin; the admins' rows stay locked until `tx` ends. */
   const keepAnAdmin = async (userId: string, tx: Tx) => {
     const admins = await users.lockAdmins(tx);
@@ -162,8 +196,9 @@ export function createUserService({
 
   /** Applies a patch in one transaction: the last admin keeps the role; losing a role ends the
    * user's sessions (their tokens must not keep a privilege); an email change ends every other
-   * session of the user (`keepSession`: the caller's own). Null when the user is gone. */
-  const applyPatch = (current: UserRecord, patch: UserPatch, keepSession?: string) =>
+   * session of the user (`keepSession`: the caller's own). Null when the user is gone. Email and
+   * role changes are audited in the same transaction. */
+  const applyPatch = (current: UserRecord, patch: UserPatch, by: ChangedBy, keepSession?: string) =>
     transactions.run(async (tx) => {
       const lostRoles = patch.roles !== undefined && current.roles.some((r) => !patch.roles?.includes(r));
       if (lostRoles && current.roles.includes('admin') && !patch.roles?.includes('admin')) {
@@ -171,9 +206,19 @@ export function createUserService({
       }
       const updated = await users.update(current.id, patch, tx);
       if (!updated) return null;
+      const emailChanged = patch.email !== undefined && patch.email !== current.email;
       if (lostRoles) await sessions.endAllForUser(current.id, 'roles reduced', tx);
-      else if (patch.email !== undefined && patch.email !== current.email) {
-        await sessions.endAllForUser(current.id, 'email change', tx, keepSession);
+      else if (emailChanged) await sessions.endAllForUser(current.id, 'email change', tx, keepSession);
+      if (emailChanged) {
+        await record(by, { type: 'email.changed', outcome: 'success', subjectUserId: current.id }, tx);
+      }
+      if (patch.roles !== undefined && !sameRoles(current.roles, patch.roles)) {
+        const details = { roles_before: current.roles.join(','), roles_after: patch.roles.join(',') };
+        await record(
+          by,
+          { type: 'roles.changed', outcome: 'success', subjectUserId: current.id, details },
+          tx,
+        );
       }
       return updated;
     });
@@ -275,7 +320,7 @@ export function createUserService({
       caller: UserCaller,
       input: UpdateInput & { currentPassword: string },
       mask: string[] | undefined,
-      options: RunOptions = {},
+      options: RunOptions & { requestId?: string } = {},
     ): Promise<UserView> {
       const paths = updatePaths(input, mask);
       const id = input.id.toLowerCase();
@@ -297,13 +342,17 @@ export function createUserService({
           await checkCurrentPassword(credentials, input.currentPassword, options);
       }
       const current = await users.findById(id);
-      const updated = current && (await applyPatch(current, patch, self ? caller.sessionId : undefined));
+      const by: ChangedBy = {
+        actor: { type: 'user', id: caller.userId },
+        source: { clientAddress: options.source ?? '', requestId: options.requestId },
+      };
+      const updated = current && (await applyPatch(current, patch, by, self ? caller.sessionId : undefined));
       if (!updated) throw notFound(`user ${input.id} not found`);
       return viewFor(caller, updated);
     },
 
     /** Soft delete by the user themself or an admin: sessions end, the address becomes free; never the last admin. */
-    async remove(caller: UserCaller, id: string): Promise<void> {
+    async remove(caller: UserCaller, id: string, source?: CallSource): Promise<void> {
       const v = new Violations();
       checkUuid(v, 'id', id);
       v.throwIfAny();
@@ -314,13 +363,15 @@ export function createUserService({
         await keepAnAdmin(target, tx);
         if (!(await users.softDelete(target, tx))) return false;
         await sessions.endAllForUser(target, 'user deleted', tx);
+        const by = { actor: { type: 'user', id: caller.userId } as const, source };
+        await record(by, { type: 'user.deleted', outcome: 'success', subjectUserId: target }, tx);
         return true;
       });
       if (!deleted) throw notFound(`user ${id} not found`);
     },
 
-    /** Operator command (npm run cli): grant or revoke a role by email. */
-    async setRole(email: string, role: string, grant: boolean): Promise<UserRecord> {
+    /** Operator command (npm run cli): grant or revoke a role by email; `operator` says who (audited). */
+    async setRole(email: string, role: string, grant: boolean, operator: string): Promise<UserRecord> {
       const normalised = normalizeEmail(email);
       const user = await users.findByEmail(normalised);
       if (!user) throw notFound(`no user with email ${capped(normalised)}`);
@@ -328,9 +379,58 @@ export function createUserService({
       const checked = new Violations();
       checkRoles(checked, 'role', roles);
       checked.throwIfAny();
-      const updated = await applyPatch(user, { roles });
+      const updated = await applyPatch(user, { roles }, { actor: { type: 'operator', id: operator } });
       if (!updated) throw notFound(`no user with email ${capped(normalised)}`);
       return updated;
+    },
+
+    /** The audit trail, newest first, for admins; page tokens are bound to the filters. */
+    async listAudit(
+      caller: UserCaller,
+      input: AuditListInput,
+    ): Promise<{ events: AuditRecord[]; nextPageToken: string }> {
+      if (!isAdmin(caller)) throw permissionDenied('only an admin can read the audit trail');
+      const v = new Violations();
+      if (input.pageSize < 0) v.add('page_size', 'must not be negative');
+      if (input.subjectUserId) checkUuid(v, 'subject_user_id', input.subjectUserId);
+      if (input.eventTypes.length > AUDIT_EVENT_TYPES.length) {
+        v.add('event_types', `at most ${AUDIT_EVENT_TYPES.length} types`);
+      } else {
+        for (const [i, t] of input.eventTypes.entries()) {
+          if (!isAuditEventType(t))
+            v.add(
+              `event_types[${i}]`,
+              `unknown event type ${quote(t)}; known: ${AUDIT_EVENT_TYPES.join(', ')}`,
+            );
+        }
+      }
+      const { startTime: from, endTime: to } = input;
+      if (from && to && from.getTime() >= to.getTime()) v.add('end_time', 'must be after start_time');
+      const types = [...new Set(input.eventTypes)].filter(isAuditEventType).sort();
+      const subject = input.subjectUserId.toLowerCase() || undefined;
+      const filters = JSON.stringify([
+        subject ?? '',
+        types,
+        from?.toISOString() ?? '',
+        to?.toISOString() ?? '',
+      ]);
+      let beforeId: string | undefined;
+      if (input.pageToken) {
+        const cursor = auditPageTokens.decode(input.pageToken);
+        if (!cursor || !/^[1-9][0-9]{0,18}$/.test(cursor.afterId))
+          v.add('page_token', 'is not a page token from this service (use next_page_token as given)');
+        else if (cursor.query !== filters)
+          v.add('page_token', 'was made for other filters; keep the filters when paging');
+        else beforeId = cursor.afterId;
+      }
+      v.throwIfAny();
+      const limit = Math.min(input.pageSize || PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX);
+      const rows = await audit.list({ subjectUserId: subject, types, from, to, beforeId, limit: limit + 1 });
+      const events = rows.slice(0, limit);
+      const last = events[events.length - 1];
+      const nextPageToken =
+        rows.length > limit && last ? auditPageTokens.encode({ afterId: last.id, query: filters }) : '';
+      return { events, nextPageToken };
     },
   };
 }

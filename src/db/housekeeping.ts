@@ -5,7 +5,9 @@
  *   presenting it again is how a replay is detected);
  * - sessions that ended, or whose every refresh token expired, more than PRUNE_AFTER_DAYS ago
  *   (their tokens go with them);
- * - throttle counters whose window and lock are both over.
+ * - throttle counters whose window and lock are both over;
+ * - audit events older than AUDIT_RETENTION_DAYS (the one DELETE the table's trigger lets through:
+ *   the transaction says so with `connectsphere.audit_prune`).
  * Only one instance works at a time: each batch runs under a transaction-level advisory lock, and an
  * instance that does not get it skips the round.
  */
@@ -31,24 +33,27 @@ const STATEMENTS = {
       SELECT key FROM login_throttle
       WHERE last_failure_at < now() - make_interval(secs => $1) AND (locked_until IS NULL OR locked_until < now())
       LIMIT ${BATCH})`,
+  auditEvents: `DELETE FROM audit_events WHERE id IN (
+      SELECT id FROM audit_events WHERE occurred_at < now() - make_interval(days => $1) LIMIT ${BATCH})`,
 } as const;
 
 export type PruneCounts = Record<keyof typeof STATEMENTS, number> & { skipped: boolean };
 
 export type HousekeepingConfig = Pick<
   AppConfig,
-  'PRUNE_AFTER_DAYS' | 'PRUNE_INTERVAL_S' | 'LOGIN_FAILURE_WINDOW_S'
+  'PRUNE_AFTER_DAYS' | 'PRUNE_INTERVAL_S' | 'LOGIN_FAILURE_WINDOW_S' | 'AUDIT_RETENTION_DAYS'
 >;
 
 /** One round: every kind, batch after batch until a batch comes back short. */
 export async function pruneOnce(db: Database, config: HousekeepingConfig): Promise<PruneCounts> {
-  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, throttle: 0, skipped: false };
+  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, throttle: 0, auditEvents: 0, skipped: false };
   const args: Record<keyof typeof STATEMENTS, unknown[]> = {
     refreshTokens: [config.PRUNE_AFTER_DAYS],
     sessions: [config.PRUNE_AFTER_DAYS],
     throttle: [config.LOGIN_FAILURE_WINDOW_S],
+    auditEvents: [config.AUDIT_RETENTION_DAYS],
   };
-  for (const kind of ['sessions', 'refreshTokens', 'throttle'] as const) {
+  for (const kind of ['sessions', 'refreshTokens', 'throttle', 'auditEvents'] as const) {
     for (;;) {
       const n = await db.run(async (tx) => {
         const [lock] = await db.select<{ ok: boolean }>(
@@ -57,6 +62,8 @@ export async function pruneOnce(db: Database, config: HousekeepingConfig): Promi
           { tx },
         );
         if (!lock?.ok) return -1;
+        if (kind === 'auditEvents')
+          await db.select("SELECT set_config('connectsphere.audit_prune', 'on', true)", [], { tx });
         return db.execute(STATEMENTS[kind], args[kind], { tx });
       });
       if (n < 0) return { ...counts, skipped: true };
@@ -75,7 +82,11 @@ export function startHousekeeping(db: Database, config: HousekeepingConfig, logg
       .then(
         (counts) => {
           if (counts.skipped) log.debug('another instance is pruning; skipped');
-          else log.info({ deleted: counts }, 'pruned expired sessions, refresh tokens and throttle counters');
+          else
+            log.info(
+              { deleted: counts },
+              'pruned expired sessions, refresh tokens, throttle counters and old audit events',
+            );
         },
         (err: unknown) => log.warn({ err }, 'housekeeping failed; will try again'),
       )

@@ -32,12 +32,13 @@ export function createServiceAccountStore(db: Database, batching: BatcherOptions
   );
 
   return {
-    async insert(a) {
+    async insert(a, tx) {
       try {
         const [row] = await db.select<Row>(
           `INSERT INTO service_accounts (id, name, client_id, secret_hash, scopes, cert_name, created_at)
            VALUES ($1, $2, $3, $4, $5::text[], $6, now()) RETURNING ${COLUMNS}`,
           [a.id, a.name, a.clientId, a.secretHash, a.scopes, a.certName],
+          { tx },
         );
         return toAccount(row as Row);
       } catch (err) {
@@ -52,22 +53,24 @@ export function createServiceAccountStore(db: Database, batching: BatcherOptions
         await db.select<Row>(`SELECT ${COLUMNS} FROM service_accounts WHERE deleted_at IS NULL ORDER BY name`)
       ).map(toAccount),
 
-    async rotate(name, secretHash, overlapS) {
+    async rotate(name, secretHash, overlapS, tx) {
       const [row] = await db.select<Row>(
         `UPDATE service_accounts SET previous_secret_hash = secret_hash, secret_hash = $2,
            previous_secret_expires_at = now() + make_interval(secs => $3), rotated_at = now()
          WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
         [name, secretHash, overlapS],
+        { tx },
       );
       return row ? toAccount(row) : null;
     },
 
-    async remove(name) {
-      const n = await db.execute(
-        'UPDATE service_accounts SET deleted_at = now() WHERE name = $1 AND deleted_at IS NULL',
+    async remove(name, tx) {
+      const [row] = await db.select<Row>(
+        `UPDATE service_accounts SET deleted_at = now() WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
         [name],
+        { tx },
       );
-      return n === 1;
+      return row ? toAccount(row) : null;
     },
 
     async findByClientId(clientId, signal) {

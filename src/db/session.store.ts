@@ -1,5 +1,12 @@
 import type { UserCaller } from '../caller.js';
-import type { RevokeReason, RotateResult, SessionInfo, SessionStore, UserRecord } from '../ports.js';
+import type {
+  EndedSession,
+  RevokeReason,
+  RotateResult,
+  SessionInfo,
+  SessionStore,
+  UserRecord,
+} from '../ports.js';
 import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
 import { U_USER_COLUMNS } from './sql.js';
@@ -29,6 +36,7 @@ const CLAIM_SUCCESSOR = claimSql('rt.session_id = $3 AND rt.parent_hash = $1');
 
 interface Presented {
   sessionId: string;
+  userId: string;
   used: boolean;
   expired: boolean;
   revoked: boolean;
@@ -87,8 +95,10 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
       );
     },
 
-    async end(sessionId, userId, why) {
-      const n = await db.execute(`${END_SESSION_SQL} AND user_id = $3`, [sessionId, reason(why), userId]);
+    async end(sessionId, userId, why, tx) {
+      const n = await db.execute(`${END_SESSION_SQL} AND user_id = $3`, [sessionId, reason(why), userId], {
+        tx,
+      });
       return n === 1;
     },
 
@@ -107,8 +117,8 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
       return row && row.userId === caller.userId ? { ...caller, email: row.email, roles: row.roles } : null;
     },
 
-    rotate: (presentedHash, next, { graceS, maxLifetimeS }) =>
-      db.run(async (tx): Promise<RotateResult> => {
+    async rotate(presentedHash, next, { graceS, maxLifetimeS }, tx): Promise<RotateResult> {
+      {
         const issueNext = async (won: { sessionId: string } & UserRecord, outcome: 'rotated' | 'grace') => {
           await db.execute(
             INSERT_REFRESH_TOKEN_SQL,
@@ -131,7 +141,7 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
 
         // Not claimable: unknown, expired, ended, or already used. Lock the session to decide.
         const [p] = await db.select<Presented>(
-          `SELECT rt.session_id AS "sessionId", rt.used_at IS NOT NULL AS used,
+          `SELECT rt.session_id AS "sessionId", s.user_id AS "userId", rt.used_at IS NOT NULL AS used,
                   rt.expires_at <= now() AS expired, s.revoked_at IS NOT NULL AS revoked,
                   COALESCE(rt.used_at > now() - make_interval(secs => $2), false) AS "inGrace"
            FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
@@ -152,15 +162,19 @@ export function createSessionStore(db: Database, batching: BatcherOptions): Sess
         // Replay: whoever holds this token is not the session's legitimate client, or both are
         // racing. End the session; this commits although the caller gets an error.
         await db.execute(END_SESSION_SQL, [p.sessionId, reason('refresh token reuse')], { tx });
-        return { outcome: 'replay' };
-      }),
+        return { outcome: 'replay', sessionId: p.sessionId, userId: p.userId };
+      }
+    },
 
-    async endByRefreshToken(hash) {
-      await db.execute(
+    async endByRefreshToken(hash, tx) {
+      const [ended] = await db.select<EndedSession>(
         `UPDATE sessions SET revoked_at = now(), revoke_reason = $2
-         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
+         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL
+         RETURNING id AS "sessionId", user_id AS "userId"`,
         [hash, reason('logout')],
+        { tx },
       );
+      return ended ?? null;
     },
   };
 }

@@ -1,7 +1,7 @@
 /** Domain records → proto messages, shared by both services' handlers. */
 import type { GetJwksResponse, Session, TokenPair } from '../gen/connectsphere/auth/v1/auth.js';
-import type { User } from '../gen/connectsphere/user/v1/user.js';
-import type { IssuedTokens, SessionInfo, UserView } from '../ports.js';
+import type { AuditEvent, User } from '../gen/connectsphere/user/v1/user.js';
+import type { AuditRecord, IssuedTokens, SessionInfo, UserView } from '../ports.js';
 
 /** A full record, or a public profile with `email`, `roles` and `update_time` left unset. */
 export const toUserMessage = (u: UserView): User => ({
@@ -53,4 +53,17 @@ export const toJwksMessage = (set: JwkSet): GetJwksResponse => ({
     x: k.x ?? '',
     y: k.y ?? '',
   })),
+});
+
+export const toAuditEventMessage = (e: AuditRecord): AuditEvent => ({
+  id: e.id,
+  eventTime: e.time,
+  eventType: e.type,
+  actorType: e.actor.type,
+  actorId: e.actor.type === 'anonymous' ? '' : e.actor.id,
+  subjectUserId: e.subjectUserId ?? '',
+  clientAddress: e.clientAddress ?? '',
+  requestId: e.requestId ?? '',
+  outcome: e.outcome,
+  details: { ...e.details },
 });

@@ -55,4 +55,5 @@ export const USER_POLICY = {
   listUsers: USER,
   updateUser: USER,
   deleteUser: USER,
+  listAuditEvents: USER, // admins only: the use case checks the stored roles
 } as const satisfies PolicyTable<typeof UserServiceService>;

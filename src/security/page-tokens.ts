@@ -1,6 +1,6 @@
 /**
- * Opaque, tamper-proof ListUsers page tokens: the cursor (last user id) and the query it was made
- * for, signed with an HMAC keyed from SECRET_KEY. Callers cannot forge a cursor or reuse a token
+ * Opaque, tamper-proof page tokens (ListUsers, ListAuditEvents): the cursor (the last id) and the
+ * query or filters it was made for, signed with an HMAC keyed from SECRET_KEY per list. Callers cannot forge a cursor or reuse a token
  * with another query (AIP-158).
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
@@ -16,8 +16,12 @@ export interface PageTokenCodec {
   decode(token: string): PageCursor | null;
 }
 
-export function createPageTokenCodec(secretKey: string): PageTokenCodec {
-  const key = Buffer.from(hkdfSync('sha256', secretKey, 'connectsphere', 'list-users-page-token', 32));
+/** `purpose` keys the HMAC: a token made for one list is refused by another. */
+export function createPageTokenCodec(
+  secretKey: string,
+  purpose: 'list-users' | 'list-audit-events' = 'list-users',
+): PageTokenCodec {
+  const key = Buffer.from(hkdfSync('sha256', secretKey, 'connectsphere', `${purpose}-page-token`, 32));
   const mac = (body: string) => createHmac('sha256', key).update(body).digest().subarray(0, 16);
   return {
     encode(cursor) {

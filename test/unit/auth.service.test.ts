@@ -187,13 +187,15 @@ describe('auth use cases (in-memory stores)', () => {
   it('rotates a refresh token once; a second use is a replay that ends the session', async () => {
     const { auth, callerOf } = await useCases();
     const { tokens } = await auth.register(ada, ORIGIN);
-    const next = await auth.refresh(tokens.refreshToken);
+    const next = await auth.refresh(tokens.refreshToken, ORIGIN);
     expect((await callerOf(next.accessToken)).sessionId).to.equal(
       (await callerOf(tokens.accessToken)).sessionId,
     );
-    const replay = await auth.refresh(tokens.refreshToken).catch((e: AppError) => e.message);
+    const replay = await auth.refresh(tokens.refreshToken, ORIGIN).catch((e: AppError) => e.message);
     expect(replay).to.match(/already used: the session has been ended/);
-    expect(await kindOf(auth.refresh(next.refreshToken)), 'the session is over').to.equal('UNAUTHENTICATED');
+    expect(await kindOf(auth.refresh(next.refreshToken, ORIGIN)), 'the session is over').to.equal(
+      'UNAUTHENTICATED',
+    );
     expect(await auth.validate(next.accessToken)).to.deep.equal({ active: false });
   });
 
@@ -202,17 +204,17 @@ describe('auth use cases (in-memory stores)', () => {
     let { tokens } = await auth.register(ada, ORIGIN);
     for (let i = 0; i < 5; i++) {
       advance(10_000);
-      tokens = await auth.refresh(tokens.refreshToken);
+      tokens = await auth.refresh(tokens.refreshToken, ORIGIN);
     }
     advance(11_000);
-    expect(await kindOf(auth.refresh(tokens.refreshToken))).to.equal('UNAUTHENTICATED');
+    expect(await kindOf(auth.refresh(tokens.refreshToken, ORIGIN))).to.equal('UNAUTHENTICATED');
   });
 
   it('answers a malformed refresh token without asking storage', async () => {
     const { auth, stores } = await useCases();
-    expect(await kindOf(auth.refresh('not-a-token'))).to.equal('UNAUTHENTICATED');
-    expect(await kindOf(auth.refresh(''))).to.equal('INVALID_ARGUMENT');
-    await auth.logout('not-a-token');
+    expect(await kindOf(auth.refresh('not-a-token', ORIGIN))).to.equal('UNAUTHENTICATED');
+    expect(await kindOf(auth.refresh('', ORIGIN))).to.equal('INVALID_ARGUMENT');
+    await auth.logout('not-a-token', ORIGIN);
     expect(stores.calls).to.deep.equal([]);
   });
 
@@ -228,8 +230,8 @@ describe('auth use cases (in-memory stores)', () => {
       email: 'ada.new@example.com',
       roles: ['admin', 'user'],
     });
-    await auth.logout(tokens.refreshToken);
-    await auth.logout(tokens.refreshToken);
+    await auth.logout(tokens.refreshToken, ORIGIN);
+    await auth.logout(tokens.refreshToken, ORIGIN);
     expect(await auth.validate(tokens.accessToken)).to.deep.equal({ active: false });
     expect(await auth.validate('garbage')).to.deep.equal({ active: false });
   });
@@ -289,7 +291,7 @@ describe('auth use cases (in-memory stores)', () => {
       ['198.51.100.99', true],
       [ORIGIN.clientAddress, false],
     ]);
-    await auth.revokeSession(me, (await callerOf(first.tokens.accessToken)).sessionId);
+    await auth.revokeSession(me, (await callerOf(first.tokens.accessToken)).sessionId, ORIGIN);
     expect((await auth.validate(first.tokens.accessToken)).active).to.equal(false);
     expect(await auth.listSessions(me)).to.have.length(1);
   });
@@ -299,14 +301,14 @@ describe('auth use cases (in-memory stores)', () => {
     const a = await auth.register(ada, ORIGIN);
     const b = await auth.register({ ...ada, email: 'bob@example.com', displayName: 'Bob' }, ORIGIN);
     const bob = await callerOf(b.tokens.accessToken);
-    expect(await kindOf(auth.revokeSession(bob, (await callerOf(a.tokens.accessToken)).sessionId))).to.equal(
-      'NOT_FOUND',
-    );
+    expect(
+      await kindOf(auth.revokeSession(bob, (await callerOf(a.tokens.accessToken)).sessionId, ORIGIN)),
+    ).to.equal('NOT_FOUND');
     expect((await auth.validate(a.tokens.accessToken)).active, "ada's session untouched").to.equal(true);
-    expect(await kindOf(auth.revokeSession(bob, '00000000-0000-4000-8000-000000000000'))).to.equal(
+    expect(await kindOf(auth.revokeSession(bob, '00000000-0000-4000-8000-000000000000', ORIGIN))).to.equal(
       'NOT_FOUND',
     );
-    expect(await kindOf(auth.revokeSession(bob, 'nope'))).to.equal('INVALID_ARGUMENT');
+    expect(await kindOf(auth.revokeSession(bob, 'nope', ORIGIN))).to.equal('INVALID_ARGUMENT');
   });
 });
 
@@ -345,11 +347,11 @@ describe('auth use cases: security outcomes counted for the metrics', () => {
   it('counts refreshes: rotated, grace, replay, invalid', async () => {
     const { auth, counted } = await useCases({ graceS: 30 });
     const { tokens } = await auth.register(ada, ORIGIN);
-    const next = await auth.refresh(tokens.refreshToken);
-    await auth.refresh(tokens.refreshToken); // the lost answer, retried within the grace
-    await kindOf(auth.refresh('x'.repeat(43)));
-    await kindOf(auth.refresh('not-a-token'));
-    await kindOf(auth.refresh(next.refreshToken)); // superseded by the grace pair: a replay
+    const next = await auth.refresh(tokens.refreshToken, ORIGIN);
+    await auth.refresh(tokens.refreshToken, ORIGIN); // the lost answer, retried within the grace
+    await kindOf(auth.refresh('x'.repeat(43), ORIGIN));
+    await kindOf(auth.refresh('not-a-token', ORIGIN));
+    await kindOf(auth.refresh(next.refreshToken, ORIGIN)); // superseded by the grace pair: a replay
     expect(counted).to.deep.equal([
       'refresh:rotated',
       'refresh:grace',

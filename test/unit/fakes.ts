@@ -8,6 +8,8 @@ import type { UserCaller } from '../../src/caller.js';
 import { alreadyExists } from '../../src/errors.js';
 import type {
   AttemptThrottle,
+  AuditLog,
+  AuditRecord,
   NewSession,
   RevokeReason,
   RotateResult,
@@ -46,12 +48,20 @@ export interface MemoryState {
   sessions: Map<string, StoredSession>;
   tokens: Map<string, StoredToken>;
   throttle: Map<string, ThrottleRow>;
+  /** The audit trail, oldest first (rolled back with a failed transaction, like the rest). */
+  audit: AuditRecord[];
 }
 
 export const THROTTLE_POLICY: ThrottlePolicy = { baseS: 30, maxS: 3600, windowS: 900 };
 
 export function createMemoryStores(clock: () => number = Date.now) {
-  let state: MemoryState = { users: new Map(), sessions: new Map(), tokens: new Map(), throttle: new Map() };
+  let state: MemoryState = {
+    users: new Map(),
+    sessions: new Map(),
+    tokens: new Map(),
+    throttle: new Map(),
+    audit: [],
+  };
   const calls: string[] = [];
   const record = (name: string) => calls.push(name);
   const TX = { tx: true } as unknown as Tx;
@@ -227,8 +237,9 @@ export function createMemoryStores(clock: () => number = Date.now) {
       for (const s of state.sessions.values())
         if (s.userId === userId && s.id !== exceptSessionId) end(s, reason);
     },
-    async end(sessionId, userId, reason) {
+    async end(sessionId, userId, reason, tx) {
       record('sessions.end');
+      inTx(tx, 'sessions.end');
       const s = state.sessions.get(sessionId);
       if (!s || s.userId !== userId || s.revokedReason) return false;
       end(s, reason);
@@ -254,8 +265,9 @@ export function createMemoryStores(clock: () => number = Date.now) {
       if (!s || s.userId !== caller.userId || s.revokedReason || !u) return null;
       return { ...caller, email: u.email, roles: [...u.roles] };
     },
-    async rotate(presentedHash, next, { graceS, maxLifetimeS }): Promise<RotateResult> {
+    async rotate(presentedHash, next, { graceS, maxLifetimeS }, tx): Promise<RotateResult> {
       record('sessions.rotate');
+      inTx(tx, 'sessions.rotate');
       const t = state.tokens.get(presentedHash);
       const s = t && state.sessions.get(t.sessionId);
       const u =
@@ -276,12 +288,16 @@ export function createMemoryStores(clock: () => number = Date.now) {
         if (successor) return issue('grace', successor);
       }
       end(s, 'refresh token reuse');
-      return { outcome: 'replay' };
+      return { outcome: 'replay', sessionId: s.id, userId: s.userId };
     },
-    async endByRefreshToken(hash) {
+    async endByRefreshToken(hash, tx) {
       record('sessions.endByRefreshToken');
+      inTx(tx, 'sessions.endByRefreshToken');
       const t = state.tokens.get(hash);
-      end(t && state.sessions.get(t.sessionId), 'logout');
+      const s = t && state.sessions.get(t.sessionId);
+      if (!s || s.revokedReason) return null;
+      end(s, 'logout');
+      return { sessionId: s.id, userId: s.userId };
     },
   };
 
@@ -336,8 +352,10 @@ export function createMemoryStores(clock: () => number = Date.now) {
     },
     async remove(name) {
       const a = live().find((x) => x.name === name);
-      if (a) a.deleted = true;
-      return !!a;
+      if (!a) return null;
+      a.deleted = true;
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
     },
     async findByClientId(clientId) {
       record('serviceAccounts.findByClientId');
@@ -366,12 +384,35 @@ export function createMemoryStores(clock: () => number = Date.now) {
     },
   };
 
+  const audit: AuditLog = {
+    async record(event, tx) {
+      record(`audit.${event.type}`);
+      inTx(tx, 'audit.record');
+      state.audit.push({ ...event, id: String(state.audit.length + 1), time: new Date(clock()) });
+    },
+    async list(q) {
+      record('audit.list');
+      return [...state.audit]
+        .reverse()
+        .filter(
+          (e) =>
+            (!q.subjectUserId || e.subjectUserId === q.subjectUserId) &&
+            (!q.types?.length || q.types.includes(e.type)) &&
+            (!q.from || e.time >= q.from) &&
+            (!q.to || e.time < q.to) &&
+            (!q.beforeId || Number(e.id) < Number(q.beforeId)),
+        )
+        .slice(0, q.limit);
+    },
+  };
+
   return {
     transactions,
     users,
     sessions,
     throttle,
     serviceAccounts,
+    audit,
     /** Every store call so far, by name (`users.insert`, `transaction`, ...). */
     calls,
     state: () => state,

@@ -3,6 +3,7 @@ import { createAuthService } from '../../services/auth/auth.service.js';
 import { createUserService } from '../../services/user/user.service.js';
 import type { UserCaller } from '../../src/caller.js';
 import type { SecurityCounters } from '../../src/ports.js';
+import { createEmailFingerprint } from '../../src/security/fingerprint.js';
 import { loadKeyRing } from '../../src/security/keys.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
 import type { PasswordStrength } from '../../src/security/password-strength.js';
@@ -80,6 +81,7 @@ export async function useCases(
   const auth = createAuthService({
     ...stores,
     counters,
+    fingerprint: createEmailFingerprint('unit-test-secret-key-unit-test-secret-key'),
     hasher,
     strength: plainStrength,
     tokens,
@@ -93,6 +95,7 @@ export async function useCases(
   const users = createUserService({
     ...stores,
     pageTokens: createPageTokenCodec('unit-test-page-key'),
+    auditPageTokens: createPageTokenCodec('unit-test-page-key', 'list-audit-events'),
     checkCurrentPassword,
   });
   return {

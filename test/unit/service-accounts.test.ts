@@ -14,13 +14,20 @@ const kindOf = (p: Promise<unknown>) =>
 
 async function world() {
   const uc = await useCases();
-  const admin = createServiceAccountAdmin({ accounts: uc.stores.serviceAccounts, secretOverlapS: 3600 });
+  const admin = createServiceAccountAdmin({
+    accounts: uc.stores.serviceAccounts,
+    secretOverlapS: 3600,
+    transactions: uc.stores.transactions,
+    audit: uc.stores.audit,
+    operator: 'cli:unit',
+  });
   const issuer = createServiceTokenIssuer({
     accounts: uc.stores.serviceAccounts,
     tokens: uc.tokens,
     throttle: uc.stores.throttle,
     limits: { pair: 3, source: 6, account: 10 },
     counters: uc.counters,
+    audit: uc.stores.audit,
   });
   return { ...uc, admin, issuer };
 }

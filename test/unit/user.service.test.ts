@@ -52,7 +52,7 @@ describe('user use cases (in-memory stores)', () => {
       createTime: bob.user.createTime,
     });
     expect(w.stores.calls.filter((c) => c === 'users.findForCaller')).to.have.length(2);
-    await w.auth.logout(ada.tokens.refreshToken);
+    await w.auth.logout(ada.tokens.refreshToken, ORIGIN);
     expect(
       await kindOf(w.users.getUser({ by: 'id', id: bob.user.id }, ada.caller)),
       'a dead session learns nothing, not even NOT_FOUND',
@@ -225,7 +225,9 @@ describe('user use cases (in-memory stores)', () => {
       'FAILED_PRECONDITION',
     );
     expect(await kindOf(w.users.remove(root, ada.user.id))).to.equal('FAILED_PRECONDITION');
-    expect(await kindOf(w.users.setRole('ada@example.com', 'admin', false))).to.equal('FAILED_PRECONDITION');
+    expect(await kindOf(w.users.setRole('ada@example.com', 'admin', false, 'cli:unit'))).to.equal(
+      'FAILED_PRECONDITION',
+    );
     const bob = await w.signUp('bob');
     await w.users.update(root, w.input(bob.user.id, { roles: ['admin', 'user'] }), ['roles']);
     expect(await kindOf(w.users.remove(root, ada.user.id)), 'with another admin, fine').to.equal('OK');
@@ -246,9 +248,16 @@ describe('user use cases (in-memory stores)', () => {
     const w = await world();
     await w.signUp('root').then((r) => w.admin(r.caller));
     const ada = await w.signUp('ada');
-    expect((await w.users.setRole(' ADA@example.com', 'admin', true)).roles).to.deep.equal(['admin', 'user']);
-    expect((await w.users.setRole('ada@example.com', 'admin', false)).roles).to.deep.equal(['user']);
+    expect((await w.users.setRole(' ADA@example.com', 'admin', true, 'cli:unit')).roles).to.deep.equal([
+      'admin',
+      'user',
+    ]);
+    expect((await w.users.setRole('ada@example.com', 'admin', false, 'cli:unit')).roles).to.deep.equal([
+      'user',
+    ]);
     expect((await w.auth.validate(ada.tokens.accessToken)).active, 'revoking ends sessions').to.equal(false);
-    expect(await kindOf(w.users.setRole('nobody@example.com', 'admin', true))).to.equal('NOT_FOUND');
+    expect(await kindOf(w.users.setRole('nobody@example.com', 'admin', true, 'cli:unit'))).to.equal(
+      'NOT_FOUND',
+    );
   });
 });

@@ -5,6 +5,10 @@
  * migration may do (it runs inside one transaction).
  */
 import * as initialSchema from './0001-initial-schema.js';
+import * as auditEvents from './0002-audit-events.js';
 import type { Migration } from './migration.js';
 
-export const MIGRATIONS: readonly Migration[] = [{ name: '0001-initial-schema', ...initialSchema }];
+export const MIGRATIONS: readonly Migration[] = [
+  { name: '0001-initial-schema', ...initialSchema },
+  { name: '0002-audit-events', ...auditEvents },
+];
