@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Code, connect, type ServiceError } from '../src/client.js';
 import { tempDataDir } from '../src/db/embedded.js';
 import { BENCH_PASSWORD, BENCH_SERVER_ENV, LoadPool } from './lib/load.js';
-import { login, seed, serveBuild } from './lib/seed.js';
+import { introspectionToken, login, seed, seedIntrospector, serveBuild } from './lib/seed.js';
 
 const option = (d: string) => ({ type: 'string', default: d }) as const;
 const { values: a } = parseArgs({
@@ -52,7 +52,9 @@ async function main(): Promise<boolean> {
     pool = await LoadPool.start(2, 4);
     log(`server pid ${server.child.pid} SERVING on ${server.address}`);
     const seeded = await seed(dataDir, USERS, VUS * 2 + 10, ROUNDS);
+    const introspector = await seedIntrospector(dataDir);
     let [sessions, tokensAt, accessTokens, calls] = [seeded.sessions, 0, [] as string[], 0];
+    let introspection = '';
     const [counts, errors] = [new Map<string, number>(), new Map<string, number>()];
     const registered: string[] = [];
     const add = (m: Map<string, number>, key: string, n = 1) => {
@@ -60,12 +62,15 @@ async function main(): Promise<boolean> {
       m.set(k, (m.get(k) ?? 0) + n);
     };
     while (Date.now() - t0 < SECONDS * 1000) {
-      if (Date.now() - tokensAt > 20 * 60_000)
-        // they live 30 minutes
+      if (Date.now() - tokensAt > 10 * 60_000) {
+        // users' tokens live 30 minutes, the service's 15
         [tokensAt, accessTokens] = [Date.now(), (await login(server.address, 4)).map((x) => x.accessToken)];
+        introspection = await introspectionToken(server.address, introspector);
+      }
       const users = { ids: seeded.ids, userCount: USERS, password: BENCH_PASSWORD, accessTokens };
       const runTag = randomBytes(4).toString('hex');
-      pool.setContext({ target: server.address, ...users, deadlineMs: 30_000, runTag });
+      const ctx = { ...users, introspectionToken: introspection, deadlineMs: 30_000, runTag };
+      pool.setContext({ target: server.address, ...ctx });
       const durationMs = Math.max(1000, Math.min(10_000, SECONDS * 1000 - (Date.now() - t0)));
       const mixed = { label: 'mixed', workload: 'mixed', concurrency: VUS, sessions } as const;
       const [g] = (await pool.run([mixed], { warmupMs: 0, durationMs })).groups;

@@ -162,7 +162,9 @@ class Group {
       }
       case 'validateToken': {
         const onOk = (r: { active: boolean }) => r.active || fail('active=false for a live token');
-        return this.call(vu, A.validateToken, { accessToken: vu.token }, { onOk });
+        // the caller is a service with tokens.introspect, as production requires (INTROSPECTION_AUTH)
+        const introspector = { token: ctx.introspectionToken, onOk };
+        return this.call(vu, A.validateToken, { accessToken: vu.token }, introspector);
       }
       case 'login':
         return this.call(vu, A.login, { email: email(), password: ctx.password }, { onOk: signedIn });

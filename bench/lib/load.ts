@@ -58,6 +58,8 @@ export interface WorkerContext {
   userCount: number;
   password: string;
   accessTokens: string[];
+  /** A service account's token with the scope tokens.introspect: what ValidateToken's callers send (required in production). */
+  introspectionToken: string;
   bcryptHash?: string;
   /** An encoded User, base64: the echo payload. */
   echoPayload?: string;

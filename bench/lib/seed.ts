@@ -67,6 +67,37 @@ export async function seed(dataDir: string, users: number, sessions: number, rou
   }
 }
 
+/** A service account with the scope tokens.introspect (what ValidateToken's callers are in production); its credentials. */
+export async function seedIntrospector(dataDir: string) {
+  const clientSecret = randomBytes(32).toString('base64url');
+  const clientId = `svc_${randomBytes(16).toString('hex')}`;
+  const client = new pg.Client({ connectionString: databaseUrlOf(dataDir) });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO service_accounts (id, name, client_id, secret_hash, scopes, created_at)
+       VALUES ($1, 'bench-introspector', $2, $3, '{tokens.introspect}', now())`,
+      [randomUUID(), clientId, createHash('sha256').update(clientSecret).digest('hex')],
+    );
+    return { clientId, clientSecret };
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh access token of the introspecting service account (service tokens live 15 minutes). */
+export async function introspectionToken(
+  address: string,
+  credentials: { clientId: string; clientSecret: string },
+) {
+  const client = connect(address, { deadlineMs: 30_000 });
+  try {
+    return (await client.auth.issueServiceToken(credentials)).accessToken;
+  } finally {
+    client.close();
+  }
+}
+
 /** Logs in seeded users 1..n (bcrypt-bound: 8 at a time); returns their token pairs. */
 export async function login(address: string, n: number) {
   const client = connect(address, { deadlineMs: 120_000 });
