@@ -13,8 +13,11 @@ import { createUserService } from '../services/user/user.service.js';
 import { type AppConfig, DEV_SECRET_KEY, introspectionRequired } from './config.js';
 import { createAuditLog } from './db/audit.store.js';
 import { createBatcherRegistry } from './db/batcher.js';
+import { createReadCache, type ReadCache } from './db/cache.js';
+import { cachedStores } from './db/cached-stores.js';
 import type { Database, PoolStats } from './db/database.js';
 import { startHousekeeping } from './db/housekeeping.js';
+import { CACHE_CHANNEL, startNoticeListener } from './db/listener.js';
 import { openDatabase } from './db/open.js';
 import { createServiceAccountStore } from './db/service-account.store.js';
 import { createSessionStore } from './db/session.store.js';
@@ -56,6 +59,8 @@ export interface AppStats {
   hashing: ReturnType<PasswordHasher['stats']>;
   memory: NodeJS.MemoryUsage;
   databaseUp: boolean;
+  /** The read cache (CACHE=on): whether it is caching (its listener listens) and its entries. */
+  cache: { active: boolean; entries: number } | undefined;
 }
 
 export interface AppOptions {
@@ -108,8 +113,35 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       maxWaitMs: config.DB_POOL_ACQUIRE_MS,
       registry: batchers,
     };
-    const users = createUserStore(db, batching);
-    const sessions = createSessionStore(db, batching);
+    // CACHE=on: the hot-path reads go through the read cache, which stays bypassed (every read asks
+    // PostgreSQL) until its listener LISTENs, and again whenever the listener is lost.
+    let cache: ReadCache | undefined;
+    let stores = {
+      users: createUserStore(db, batching),
+      sessions: createSessionStore(db, batching),
+      serviceAccounts: createServiceAccountStore(db, batching),
+    };
+    if (config.CACHE === 'on') {
+      const readCache = createReadCache(
+        { maxEntries: config.CACHE_MAX_ENTRIES, ttlMs: config.CACHE_TTL_MS },
+        metrics?.cache,
+      );
+      cache = readCache;
+      stores = cachedStores(db, readCache, stores);
+      const listener = startNoticeListener({
+        url: config.CACHE_LISTEN_URL || opened.url,
+        channel: CACHE_CHANNEL,
+        pingMs: config.CACHE_LISTEN_PING_MS,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        logger,
+        onNotice: (name) => readCache.evict(name, 'notice'),
+        onListening: () => readCache.resume(),
+        onLost: () => readCache.bypass(),
+        probe: (payload) => db.execute('SELECT pg_notify($1, $2)', [CACHE_CHANNEL, payload]),
+      });
+      cleanups.push(() => listener.stop());
+    }
+    const { users, sessions, serviceAccounts } = stores;
     const hasher = createPasswordHasher(config, { observer: metrics?.hashing });
     const counters = metrics?.security ?? UNCOUNTED;
     const strength = createPasswordStrength({
@@ -123,7 +155,6 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
     );
     const keys = await loadKeyRing(config);
     const tokens = createTokenService(config, keys);
-    const serviceAccounts = createServiceAccountStore(db, batching);
     const audit = createAuditLog(db);
     const authenticator = createAuthenticator(tokens, sessions, serviceAccounts);
     const throttle = createAttemptThrottle(db, {
@@ -184,6 +215,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       pool: { stats: () => db.poolStats(), max: config.DB_POOL_MAX, min: config.DB_POOL_MIN },
       pendingLookups: () => batchers.pending(),
       hashing: () => hasher.stats(),
+      cache,
     });
     const housekeeping = startHousekeeping(db, config, logger);
     cleanups.push(() => housekeeping.stop());
@@ -288,6 +320,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       hashing: hasher.stats(),
       memory: process.memoryUsage(),
       databaseUp,
+      cache: cache ? { active: cache.active, entries: cache.size() } : undefined,
     });
     const statsTimer =
       config.STATS_LOG_INTERVAL_S > 0

@@ -312,6 +312,30 @@ export const CONFIG_SCHEMA = {
     1,
     36_500,
   ),
+  CACHE: oneOf(
+    'The in-process read cache of sessions and users (see Caching): `on` answers repeated lookups without the database, evicted by PostgreSQL notices; `off`: every call asks PostgreSQL',
+    ['on', 'off'],
+    'on',
+  ),
+  CACHE_MAX_ENTRIES: int(
+    'Entries the read cache holds per process at most (least recently used out); one entry is about 0.5 KB',
+    100_000,
+    1,
+    10_000_000,
+  ),
+  CACHE_TTL_MS: int('The oldest a cached entry may be, whatever the notices say', 5_000, 1, 3_600_000),
+  CACHE_LISTEN_URL: {
+    doc: 'Where the cache listens for invalidation notices (LISTEN needs a session of its own: behind PgBouncer in transaction pooling mode, the PostgreSQL server itself); empty: DATABASE_URL',
+    type: { kind: 'postgres-url' },
+    default: '',
+    sensitive: true,
+  } satisfies Knob<string> as Knob<string>,
+  CACHE_LISTEN_PING_MS: int(
+    'How often the listening connection is pinged; one unanswered for this long counts as lost (the cache is bypassed and emptied until it listens again)',
+    2_000,
+    100,
+    60_000,
+  ),
   STATS_LOG_INTERVAL_S: int('Log memory, pool and hashing figures this often (0: never)', 0, 0, 86_400),
   OPS_PORT: int(
     'HTTP port for /metrics (Prometheus), /healthz, /readyz and /.well-known/jwks.json (0: off, and no metrics are collected)',

@@ -185,6 +185,34 @@ describe(
       for (const backend of last) expect(backend.query, `backend ${backend.pid}`).to.include(HOT_PATH);
     });
 
+    it('the read cache never trusts a LISTEN through transaction pooling (it says so); CACHE_LISTEN_URL to PostgreSQL turns it on', async function () {
+      this.timeout(60_000);
+      const behind = await serve({ DB_PREPARED_STATEMENTS: 'false', CACHE_LISTEN_PING_MS: '500' });
+      await until('the listener gives up on notices it cannot hear', () =>
+        behind.logs.some((l) => l.includes('does not hear notices sent through the pool')),
+      );
+      expect(behind.app.stats().cache?.active, 'bypassed: every read asks PostgreSQL').to.equal(false);
+      const acct = newAccount('pgbcache');
+      const reg = await behind.client.auth.register(acct);
+      const token = reg.tokens?.accessToken as string;
+      expect((await behind.client.auth.validateToken({ accessToken: token })).active).to.equal(true);
+      await direct(
+        (database as TestDatabase).url,
+        "UPDATE sessions SET revoked_at = now(), revoke_reason = 'admin' WHERE user_id = $1",
+        [reg.user?.id],
+      );
+      expect((await behind.client.auth.validateToken({ accessToken: token })).active).to.equal(false);
+
+      const listening = await serve({
+        DB_PREPARED_STATEMENTS: 'false',
+        CACHE_LISTEN_URL: (database as TestDatabase).url,
+      });
+      await until(
+        'caching with its listener on PostgreSQL itself',
+        () => listening.app.stats().cache?.active === true,
+      );
+    });
+
     it('with named prepared statements (DB_PREPARED_STATEMENTS=true, the default) the hot path fails there', async function () {
       this.timeout(60_000);
       // Three instances, one client connection each running GetUser's statement under the same name,

@@ -99,6 +99,13 @@ export interface UpdateInput {
   roles: string[];
 }
 
+/** A stored user without its password hash. */
+const withoutHash = (u: (UserRecord & { passwordHash: string }) | null): UserRecord | null => {
+  if (!u) return null;
+  const { passwordHash: _, ...user } = u;
+  return user;
+};
+
 /** A caller's value quoted in an error message, cut short: never echo a huge input back. */
 const quote = (value: string, max = 40) =>
   JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
@@ -341,7 +348,8 @@ export function createUserService({
         if (credentials.email !== patch.email)
           await checkCurrentPassword(credentials, input.currentPassword, options);
       }
-      const current = await users.findById(id);
+      // read fresh (never from a cache): the patch is judged against what is stored now
+      const current = withoutHash(await users.findCredentialsById(id));
       const by: ChangedBy = {
         actor: { type: 'user', id: caller.userId },
         source: { clientAddress: options.source ?? '', requestId: options.requestId },
@@ -373,7 +381,7 @@ export function createUserService({
     /** Operator command (npm run cli): grant or revoke a role by email; `operator` says who (audited). */
     async setRole(email: string, role: string, grant: boolean, operator: string): Promise<UserRecord> {
       const normalised = normalizeEmail(email);
-      const user = await users.findByEmail(normalised);
+      const user = withoutHash(await users.findCredentialsByEmail(normalised));
       if (!user) throw notFound(`no user with email ${capped(normalised)}`);
       const roles = grant ? [...new Set([...user.roles, role])].sort() : user.roles.filter((r) => r !== role);
       const checked = new Violations();

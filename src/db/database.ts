@@ -92,6 +92,8 @@ export interface Database extends Transactions {
   read<T>(sql: string, bind?: unknown[], signal?: AbortSignal): Promise<T[]>;
   /** Rows affected by a statement. */
   execute(sql: string, bind?: unknown[], options?: QueryOptions): Promise<number>;
+  /** Runs `fn` once `tx` has committed (never if it rolls back); at once without a transaction. */
+  afterCommit(tx: Tx | undefined, fn: () => void): void;
   /** One round trip; throws UNAVAILABLE when the database cannot be reached. */
   ping(): Promise<void>;
   poolStats(): PoolStats;
@@ -187,7 +189,7 @@ export function explainStartupRefusal(
  * used from the next connection on). sslmode=prefer goes through PreferTlsSocket: pg itself is
  * told plaintext, the socket asks for TLS.
  */
-async function connectionTls(
+export async function connectionTls(
   settings: TlsSettings,
   host: string,
 ): Promise<{ ssl: TlsOptions | false; stream?: () => PreferTlsSocket }> {
@@ -347,6 +349,11 @@ export function createDatabase(
           return work(toTx(t));
         });
       }),
+    afterCommit(tx, fn) {
+      const t = fromTx(tx);
+      if (t) t.afterCommit(() => fn());
+      else fn();
+    },
     ping: () =>
       run(async () => void (await sequelize.query('SELECT 1', { type: QueryTypes.SELECT, raw: true }))),
     poolStats: () => poolCounts(sequelize),

@@ -8,6 +8,7 @@
  *   (`db.client.connection.*`, dots as underscores), and the lookups waiting in the batchers.
  * - Password hashing (`src/security/passwords.ts`): queue, operations in flight, durations.
  * - Security outcomes (the use cases, through `SecurityCounters` in src/ports.ts).
+ * - The read cache (`src/db/cache.ts`): lookups by result, evictions by cause, entries, bypass time.
  * - Process metrics (prom-client's default collectors).
  *
  * Label children are looked up once per method / outcome and kept, so the per-call cost is a few
@@ -15,6 +16,7 @@
  */
 import { status as Code } from '@grpc/grpc-js';
 import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheKind, CacheObserver, EvictionCause } from '../db/cache.js';
 import type { PoolObserver, PoolStats } from '../db/database.js';
 import type { RpcObserver, RpcRecorder } from '../grpc/metrics.js';
 import type { LoginOutcome, RefreshOutcome, SecurityCounters } from '../ports.js';
@@ -54,6 +56,8 @@ export interface MetricsSources {
   /** Lookups waiting in the batchers now. */
   pendingLookups: () => number;
   hashing: () => ReturnType<PasswordHasher['stats']>;
+  /** The read cache, when CACHE=on. */
+  cache?: { size(): number; bypassedFor(): number; readonly active: boolean };
 }
 
 export interface Metrics {
@@ -62,6 +66,7 @@ export interface Metrics {
   readonly pool: PoolObserver;
   readonly hashing: HashObserver;
   readonly security: SecurityCounters;
+  readonly cache: CacheObserver;
   /** Gauges that read their value at scrape time. Set once the app's parts exist. */
   watch(sources: MetricsSources): void;
 }
@@ -255,12 +260,74 @@ export function createMetrics(): Metrics {
     serviceTokenIssued: () => serviceTokens.inc(),
   };
 
+  // --- the read cache ---
+  const cacheRequests = new Counter({
+    name: 'cache_requests_total',
+    help: 'Read-cache lookups by kind (session, user, service_account) and result (hit, miss, bypass: the cache was off because its listener was not listening).',
+    labelNames: ['kind', 'result'],
+    registers,
+  });
+  const cacheEvictions = new Counter({
+    name: 'cache_evictions_total',
+    help: 'Read-cache entries dropped, by cause (notice: a change on any instance, local: a change made here, expired: CACHE_TTL_MS, size: CACHE_MAX_ENTRIES, bypass: the listener was lost).',
+    labelNames: ['cause'],
+    registers,
+  });
+  let bypassEndedSeconds = 0;
+  new Counter({
+    name: 'cache_bypass_seconds_total',
+    help: 'Time the read cache spent bypassed (listener not listening: every read asked PostgreSQL).',
+    registers,
+    collect() {
+      if (!sources?.cache) return;
+      this.reset();
+      this.inc(bypassEndedSeconds + sources.cache.bypassedFor());
+    },
+  });
+  new Gauge({
+    name: 'cache_entries',
+    help: 'Entries in the read cache now (at most CACHE_MAX_ENTRIES per process).',
+    registers,
+    collect() {
+      if (sources?.cache) this.set(sources.cache.size());
+    },
+  });
+  new Gauge({
+    name: 'cache_listener_up',
+    help: '1 while the cache listener LISTENs (caching on); 0 while it is down (summed over workers).',
+    registers,
+    collect() {
+      if (sources?.cache) this.set(sources.cache.active ? 1 : 0);
+    },
+  });
+  const KINDS: readonly CacheKind[] = ['session', 'user', 'service_account'];
+  const requestChildren = Object.fromEntries(
+    KINDS.map((kind) => [
+      kind,
+      {
+        hit: cacheRequests.labels({ kind, result: 'hit' }),
+        miss: cacheRequests.labels({ kind, result: 'miss' }),
+        bypass: cacheRequests.labels({ kind, result: 'bypass' }),
+      },
+    ]),
+  ) as Record<CacheKind, Record<'hit' | 'miss' | 'bypass', ReturnType<typeof cacheRequests.labels>>>;
+  const CAUSES: readonly EvictionCause[] = ['notice', 'local', 'expired', 'size', 'bypass'];
+  const evictionChildren = new Map(CAUSES.map((cause) => [cause, cacheEvictions.labels({ cause })]));
+  const cache: CacheObserver = {
+    lookup: (kind, result) => requestChildren[kind][result].inc(),
+    evicted: (cause, entries) => evictionChildren.get(cause)?.inc(entries),
+    bypassEnded: (seconds) => {
+      bypassEndedSeconds += seconds;
+    },
+  };
+
   return {
     registry,
     rpc,
     pool,
     hashing,
     security,
+    cache,
     watch(s) {
       sources = s;
     },

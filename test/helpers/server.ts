@@ -19,6 +19,7 @@ import { loadConfig } from '../../src/config.js';
 import { HealthClient, HealthService } from '../../src/gen/health/v1/health.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { until } from './wait.js';
 
 export interface TestServer {
   app: App;
@@ -76,6 +77,14 @@ export async function startTestServer(
       await c.connect();
       try {
         const result = (await c.query(text, values)) as pg.QueryResult | pg.QueryResult[];
+        // A change behind the server's back reaches its read cache by notice, a moment later. The
+        // tests that make one then expect the server to know it at once: the change is followed by
+        // an "empty everything" notice, delivered after the change's own (in commit order), and
+        // awaited until the cache is empty (it is also safe if it was empty already).
+        if (/^\s*(UPDATE|DELETE|INSERT)\b/i.test(text) && app.stats().cache?.active) {
+          await c.query("SELECT pg_notify('connectsphere_cache', '*')");
+          await until('the server heard the change', () => app.stats().cache?.entries === 0, 10_000, 1);
+        }
         // several statements: the rows of all of them, in order
         return Array.isArray(result) ? result.flatMap((r) => r.rows ?? []) : result.rows;
       } finally {
