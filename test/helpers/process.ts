@@ -13,6 +13,7 @@ import {
 } from '../../bench/lib/server-process.js';
 import { connect } from '../../src/client.js';
 import { newAccount } from './server.js';
+import { until } from './wait.js';
 
 const TSX = ['--import', import.meta.resolve('tsx')];
 const ts = (file: string, env: Record<string, string>, args: string[] = []): LaunchOptions => ({
@@ -65,9 +66,8 @@ export async function getUserOnSeveralWorkers(proc: ServerProcess, calls = 6): P
     await c.users.getUser({ lookup: { $case: 'email', value: acct.email } });
     c.close();
   }
-  return new Set(
-    proc.output
-      .filter((l) => l.includes('UserService/GetUser'))
-      .map((l) => (JSON.parse(l) as { worker: number }).worker),
-  );
+  // a worker writes its line after it answered, through the primary's pipe: wait for all of them
+  const lines = () => proc.output.filter((l) => l.includes('UserService/GetUser'));
+  await until(`the ${calls} GetUser log lines`, () => lines().length >= calls, 10_000);
+  return new Set(lines().map((l) => (JSON.parse(l) as { worker: number }).worker));
 }
