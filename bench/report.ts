@@ -5,6 +5,7 @@
  */
 import { BINS_PER_DECADE, type GroupSummary, MIX, type ServerOp, type Summary } from './lib/load.js';
 import type { Usage } from './lib/proc-stats.js';
+import type { RevocationResult } from './lib/revocation.js';
 
 export const SCENARIOS = {
   getUserById: { label: 'GetUser by id', ceiling: 'echo', target: 50 },
@@ -52,7 +53,20 @@ export interface RunResult {
   workers?: { nodeProcs: number[]; rows: Row[] };
   /** GetUser c=50 on fresh servers without and with the operations port, alternating, two rounds. */
   opsPort?: { off: Row[]; on: Row[]; scrapes: number; everyMs: number };
+  /** The read cache: working sets (CACHE=on), revocation across two instances, CACHE=off. */
+  cache?: { rows: CacheRow[]; off: CacheRow[]; revocation: RevocationResult; workingSet: number };
   verdicts: Verdict[];
+}
+
+/** One c=50 step of the cache runs, with the echo ceiling measured right before it. */
+export interface CacheRow {
+  label: string;
+  row: Row;
+  echo: Row;
+  /** CACHE=off: the pg point-select ceiling (one round trip per call). */
+  pg?: Row;
+  /** Hits / lookups on the server during the window, by kind (session, user). */
+  hitRatio: Record<string, number | undefined>;
 }
 
 const fmt = (n: number | undefined, digits = 0) =>
@@ -127,6 +141,42 @@ export function verdicts(run: RunResult): Verdict[] {
     const rounds = off.map((r, i) => `${rps(r.rps)} vs ${rps(on[i]?.rps)}`).join(', ');
     const measured = `${rounds} RPS (off vs on, by round): median cost ${fmt(cost * 100, 1)} %; ${scrapes} scrapes, one per ${everyMs} ms`;
     v(cost < 0.05, 'operations port (metrics collected and scraped) costs GetUser c=50 under 5 %', measured);
+  }
+  if (run.cache) {
+    const { rows, off, revocation: r } = run.cache;
+    const x = (c: CacheRow) => ratio(c.row.rps, c.echo.rps);
+    const vsEcho = (c: CacheRow) => `${rps(c.row.rps)} vs ${rps(c.echo.rps)} RPS echo = ${fmt(x(c), 2)}`;
+    const hits = (c: CacheRow) =>
+      Object.entries(c.hitRatio)
+        .filter(([, h]) => h !== undefined)
+        .map(([k, h]) => `${k}s ${fmt((h ?? 0) * 100, 1)} % hits`)
+        .join(', ');
+    for (const c of rows.slice(0, 2))
+      v(x(c) >= 0.9, `${c.label}, c=50: RPS ≥ 0.9 × echo`, `${vsEcho(c)}; ${hits(c)}; errors ${errs(c.row)}`);
+    for (const c of rows.slice(2))
+      v(
+        null,
+        `${c.label} (distinct users and sessions), c=50`,
+        `${vsEcho(c)}; ${hits(c)}; errors ${errs(c.row)}`,
+      );
+    const late = `${r.lateTrue} active answers to requests sent > ${r.boundMs} ms after; ${r.neverSeen} trials never inactive`;
+    v(
+      r.p99Ms < r.boundMs && !r.lateTrue && !r.neverSeen,
+      `revocation across instances (${r.trials} trials): B inactive within ${r.boundMs} ms at p99, never active after`,
+      `p50 ${ms(r.p50Ms)}, p99 ${ms(r.p99Ms)}, max ${ms(r.maxMs)} ms after Logout returned on A; ${late}`,
+    );
+    v(
+      !r.sameInstanceStale,
+      `same instance: ValidateToken right after its own Logout is inactive, every trial`,
+      `${r.sameInstanceStale} stale of ${r.trials}`,
+    );
+    for (const c of off) {
+      const pgX = ratio(c.row.rps, c.pg?.rps);
+      const measured = `${vsEcho(c)}; ${fmt(pgX, 2)} × pg point-select (${rps(c.pg?.rps)} RPS)`;
+      if (c.row.workload === 'getUserById')
+        v(pgX >= 0.9, `${c.label}, c=50: no regression, ≥ 0.9 × one pg round trip per call`, measured);
+      else v(null, `${c.label}, c=50`, measured);
+    }
   }
   return out;
 }
@@ -227,6 +277,23 @@ function blocks(run: RunResult): Block[] {
     });
   }
 
+  const cache = run.cache;
+  if (cache) {
+    const rows = [...cache.rows, ...cache.off].map((c) => [
+      c.label,
+      ...lat(c.row),
+      rps(c.echo.rps),
+      fmt(ratio(c.row.rps, c.echo.rps), 2),
+      ['session', 'user']
+        .map((k) => (c.hitRatio[k] === undefined ? '-' : `${fmt((c.hitRatio[k] ?? 0) * 100, 1)}%`))
+        .join(' / '),
+    ]);
+    out.push({
+      title: 'Read cache, c=50 (each step right after its echo ceiling)',
+      note: `working set: the distinct users and sessions the calls pick from at random (${fmt(cache.workingSet)}); hits: sessions / users`,
+      table: { head: ['step', ...LAT, 'echo RPS', '× echo', 'hits'], rows, left: 1 },
+    });
+  }
   const ceilingRows = run.ceilings.map((r) => [r.label, `${r.concurrency}`, ...lat(r), pct(r.clientCpuPct)]);
   const ceilings = { head: ['ceiling', 'c', ...LAT, 'client CPU'], rows: ceilingRows, left: 1 };
   out.push({ title: 'Ceilings (same load workers; the server idle)', table: ceilings });

@@ -21,11 +21,21 @@ import {
   type JobSpec,
   LoadPool,
   needsSessions,
+  type WorkerContext,
 } from './lib/load.js';
 import { nodeRssMb, sampler, sampleTree } from './lib/proc-stats.js';
-import { databaseUrlOf, introspectionToken, login, seed, seedIntrospector, serveBuild } from './lib/seed.js';
+import { revocationTrials } from './lib/revocation.js';
+import {
+  databaseUrlOf,
+  introspectionToken,
+  login,
+  seed,
+  seedIntrospector,
+  serveBuild,
+  sessionsWithTokens,
+} from './lib/seed.js';
 import { ROOT, type ServerProc, startServer } from './lib/server-process.js';
-import type { Row, RunResult, Scenario } from './report.js';
+import type { CacheRow, Row, RunResult, Scenario } from './report.js';
 import * as report from './report.js';
 
 const FLAGS: Record<string, [string | boolean, string]> = {
@@ -41,6 +51,12 @@ const FLAGS: Record<string, [string | boolean, string]> = {
   'server-env': ['', 'K=V: extra server environment, repeatable (e.g. DB_POOL_MAX=50)'],
   'no-compare-workers': [false, 'skip the WORKERS=2 run'],
   'no-compare-ops': [false, 'skip the GetUser runs with and without the operations port'],
+  'no-compare-cache': [
+    false,
+    'skip the read-cache runs (working sets, revocation across instances, CACHE=off)',
+  ],
+  'revocation-trials': ['200', 'revocation trials across two instances (quick 50)'],
+  'working-set': ['10000', 'distinct users and sessions of the large working set (quick 2000)'],
   'cpu-prof': [false, 'run the server under node --cpu-prof; the profiles go to bench/results/prof'],
   help: [false, 'this text'],
 };
@@ -67,6 +83,9 @@ const o = {
   serverEnv: Object.fromEntries(((v['server-env'] ?? []) as string[]).map((kv) => kv.split(/=(.*)/s))),
   compareWorkers: !v['no-compare-workers'],
   compareOps: !v['no-compare-ops'],
+  compareCache: !v['no-compare-cache'],
+  revocationTrials: num('revocation-trials', '50'),
+  workingSet: num('working-set', '2000'),
   cpuProf: Boolean(v['cpu-prof']),
 };
 for (const s of o.scenarios) if (!(s in report.SCENARIOS)) throw new Error(`--scenarios: no scenario ${s}`);
@@ -80,6 +99,19 @@ const levelsOf = (s: Scenario) =>
 const SLOW = ['login', 'register', 'bcryptCompare', 'loginWrongPassword', 'loginUnknownEmail'];
 const sessionsFor = (c: number) => c + Math.ceil(c / 5) + 2; // one per VU, and spares
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The read cache's lookups so far on a server's operations port, by `kind:result`. */
+async function cacheCounts(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^cache_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries(
+      [...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]),
+    );
+    out[`${labels.kind}:${labels.result}`] = Number(m[2]);
+  }
+  return out;
+}
 
 /** GETs /metrics every `everyMs` (Prometheus scrapes every 15-60 s: this is harsher); `stop` says how many answered 200. */
 function scrapeEvery(port: number, everyMs: number) {
@@ -158,7 +190,7 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
 
   // The access tokens' sessions stay out of the refresh pool: a replayed refresh would end them.
   let [tokensAt, accessTokens, serviceToken] = [0, [] as string[], ''];
-  const context = async ({ address } = server as ServerProc) => {
+  const context = async ({ address } = server as ServerProc, extra: Partial<WorkerContext> = {}) => {
     if (Date.now() - tokensAt > 10 * 60_000) {
       // users' tokens live 30 minutes, the service's 15
       [tokensAt, accessTokens] = [Date.now(), (await login(address, 4)).map((x) => x.accessToken)];
@@ -178,6 +210,7 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
       introspectionToken: serviceToken,
       deadlineMs: 30_000,
       runTag,
+      ...extra,
     });
   };
   await context();
@@ -326,6 +359,87 @@ async function main(run: RunResult, cleanup: (() => Promise<unknown>)[]) {
         await stop(label);
       }
     run.opsPort = { ...sides, scrapes, everyMs: 1000 };
+  }
+  if (o.compareCache && o.scenarios.includes('getUserById')) {
+    run.cache = await measureCache();
+  }
+
+  /**
+   * The read cache: instance A (the embedded database's owner, with its operations port for the
+   * hit counts) and B on the same database. GetUser and ValidateToken at c=50 with a small working
+   * set and a large one, each right after its echo ceiling; the revocation trials across A and B;
+   * then the same RPCs on a fresh server with CACHE=off beside the pg point-select ceiling.
+   */
+  async function measureCache(): Promise<NonNullable<RunResult['cache']>> {
+    const [opsA, opsB] = [await freePort(), await freePort()];
+    server = await launch('warm, cache: A', 1, { OPS_PORT: `${opsA}` });
+    const a = server;
+    const bEnv = { ...env, SECRET_KEY: secret, WORKERS: '1', DATABASE_URL: databaseUrlOf(dataDir) };
+    const b = await serveBuild(dataDir, { ...bEnv, OPS_PORT: `${opsB}` });
+    cleanup.push(() => b.stop());
+    progress(`server B on the same database: ready in ${f(b.startupMs)} ms`);
+    const ws = Math.min(o.workingSet, ids.length);
+    const t = performance.now();
+    const big = await sessionsWithTokens(dataDir, a.address, ids.slice(0, ws), ws);
+    const pairs = await sessionsWithTokens(dataDir, a.address, ids, o.revocationTrials);
+    progress(`${f(ws + pairs.length)} more sessions with access tokens in ${f(performance.now() - t)} ms`);
+    const rows: CacheRow[] = [];
+    const step = async (
+      label: string,
+      workload: 'getUserById' | 'validateToken',
+      extra: Partial<WorkerContext>,
+    ) => {
+      await context(a, extra);
+      const echoRow = await ceiling('echo', 50, `echo (paired with ${label})`);
+      const before = await cacheCounts(opsA);
+      const [row] = (await measure(label, [{ label: workload, workload, concurrency: 50 }])) as Row[];
+      const after = await cacheCounts(opsA);
+      const hitRatio = Object.fromEntries(
+        ['session', 'user'].map((k) => {
+          const d = (r: string) => (after[`${k}:${r}`] ?? 0) - (before[`${k}:${r}`] ?? 0);
+          const all = d('hit') + d('miss') + d('bypass');
+          return [k, all ? d('hit') / all : undefined];
+        }),
+      );
+      progress(
+        `  hit ratio: sessions ${f((hitRatio.session ?? 0) * 100, 1)}%, users ${f((hitRatio.user ?? 0) * 100, 1)}%`,
+      );
+      rows.push({ label, row, echo: echoRow, hitRatio });
+    };
+    await context(a);
+    await warmUp();
+    const spread = { accessTokens: big.map((x) => x.accessToken), spreadTokens: true };
+    await step('GetUser by id, warm cache (100 users, 4 sessions)', 'getUserById', {
+      ids: ids.slice(0, 100),
+    });
+    await step('ValidateToken, warm cache (4 sessions)', 'validateToken', {});
+    await step(`GetUser by id, working set ${f(ws)}`, 'getUserById', { ids: ids.slice(0, ws), ...spread });
+    await step(`ValidateToken, working set ${f(ws)}`, 'validateToken', spread);
+    progress(`revocation across instances: ${pairs.length} trials`);
+    const revocation = await revocationTrials(a.address, b.address, pairs, serviceToken);
+    const { p50Ms, p99Ms, maxMs, lateTrue, sameInstanceStale } = revocation;
+    progress(
+      `  B answered inactive after A's Logout returned: p50 ${f(p50Ms, 2)}  p99 ${f(p99Ms, 2)}  max ${f(maxMs, 2)} ms; ` +
+        `active answers sent later than ${revocation.boundMs} ms after: ${lateTrue}; stale on A: ${sameInstanceStale}`,
+    );
+    await b.stop();
+    await stop('warm, cache: A');
+
+    server = await launch('warm, CACHE=off', 1, { CACHE: 'off' });
+    await context();
+    await warmUp();
+    const off: CacheRow[] = [];
+    const pgRow = await ceiling('pgPointSelect', 50, 'pg point-select (paired with CACHE=off)');
+    for (const [label, workload] of [
+      ['GetUser by id, CACHE=off', 'getUserById'],
+      ['ValidateToken, CACHE=off', 'validateToken'],
+    ] as const) {
+      const echoRow = await ceiling('echo', 50, `echo (paired with ${label})`);
+      const [row] = (await measure(label, [{ label: workload, workload, concurrency: 50 }])) as Row[];
+      off.push({ label, row, echo: echoRow, pg: pgRow, hitRatio: {} });
+    }
+    await stop('warm, CACHE=off');
+    return { rows, off, revocation, workingSet: ws };
   }
   server = undefined;
   if (run.server.startups.every((s) => s.readyBy === 'health'))

@@ -137,7 +137,8 @@ class Group {
 
   private start(op: Op, vu: Vu): Pending {
     const { ctx, out } = this;
-    const auth = { token: vu.token };
+    const token = ctx.spreadTokens ? (ctx.accessTokens[randInt(ctx.accessTokens.length)] ?? '') : vu.token;
+    const auth = { token };
     const id = () => ctx.ids[randInt(ctx.ids.length)] as string;
     const email = () => load.seededEmail(1 + randInt(ctx.userCount));
     const unique = (what: string) =>
@@ -164,7 +165,7 @@ class Group {
         const onOk = (r: { active: boolean }) => r.active || fail('active=false for a live token');
         // the caller is a service with tokens.introspect, as production requires (INTROSPECTION_AUTH)
         const introspector = { token: ctx.introspectionToken, onOk };
-        return this.call(vu, A.validateToken, { accessToken: vu.token }, introspector);
+        return this.call(vu, A.validateToken, { accessToken: token }, introspector);
       }
       case 'login':
         return this.call(vu, A.login, { email: email(), password: ctx.password }, { onOk: signedIn });

@@ -58,6 +58,8 @@ export interface WorkerContext {
   userCount: number;
   password: string;
   accessTokens: string[];
+  /** Each call takes a random one of accessTokens (a working set of sessions), not its VU's own. */
+  spreadTokens?: boolean;
   /** A service account's token with the scope tokens.introspect: what ValidateToken's callers send (required in production). */
   introspectionToken: string;
   bcryptHash?: string;

@@ -48,22 +48,63 @@ export async function seed(dataDir: string, users: number, sessions: number, rou
     );
     await client.query('ANALYZE users');
     const ids = rows.map((r) => r.id);
-    const tokens = Array.from({ length: sessions }, () => randomBytes(32).toString('base64url'));
-    const sessionIds = tokens.map(() => randomUUID());
-    await client.query('BEGIN');
-    await client.query(
-      'INSERT INTO sessions (id, user_id, created_at) SELECT s, u, now() FROM unnest($1::uuid[], $2::uuid[]) AS t(s, u)',
-      [sessionIds, sessionIds.map((_, i) => ids[ids.length - 1 - (i % ids.length)])],
+    // from the last user down: users 1..4 (the admins) get sessions only when every user has one
+    const owners = Array.from(
+      { length: sessions },
+      (_, i) => ids[ids.length - 1 - (i % ids.length)] as string,
     );
-    await client.query(
-      `INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
-       SELECT h, s, NULL, now(), now() + interval '14 days' FROM unnest($1::text[], $2::uuid[]) AS t(h, s)`,
-      [tokens.map((t) => createHash('sha256').update(t).digest('hex')), sessionIds],
-    );
-    await client.query('COMMIT');
-    return { ids, hash, sessions: tokens };
+    return { ids, hash, sessions: await insertSessions(client, owners) };
   } finally {
     await client.end();
+  }
+}
+
+/** One login session per entry of `owners` (user ids); their refresh tokens. */
+async function insertSessions(client: pg.Client, owners: string[]) {
+  const tokens = owners.map(() => randomBytes(32).toString('base64url'));
+  const sessionIds = tokens.map(() => randomUUID());
+  await client.query('BEGIN');
+  await client.query(
+    'INSERT INTO sessions (id, user_id, created_at) SELECT s, u, now() FROM unnest($1::uuid[], $2::uuid[]) AS t(s, u)',
+    [sessionIds, owners],
+  );
+  await client.query(
+    `INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
+     SELECT h, s, NULL, now(), now() + interval '14 days' FROM unnest($1::text[], $2::uuid[]) AS t(h, s)`,
+    [tokens.map((t) => createHash('sha256').update(t).digest('hex')), sessionIds],
+  );
+  await client.query('COMMIT');
+  return tokens;
+}
+
+/**
+ * `n` more login sessions, of `n` distinct users where there are that many, with their access
+ * tokens: a working set for the cache. Each refresh token is exchanged once (RefreshToken: no
+ * bcrypt), 50 at a time; the pairs it returns are live.
+ */
+export async function sessionsWithTokens(dataDir: string, address: string, ids: string[], n: number) {
+  const client = new pg.Client({ connectionString: databaseUrlOf(dataDir) });
+  await client.connect();
+  let refreshTokens: string[];
+  try {
+    refreshTokens = await insertSessions(
+      client,
+      Array.from({ length: n }, (_, i) => ids[i % ids.length] as string),
+    );
+  } finally {
+    await client.end();
+  }
+  const cs = connect(address, { deadlineMs: 60_000 });
+  const out: { accessToken: string; refreshToken: string }[] = [];
+  try {
+    for (let i = 0; i < n; i += 50) {
+      const batch = refreshTokens.slice(i, i + 50);
+      const r = await Promise.all(batch.map((refreshToken) => cs.auth.refreshToken({ refreshToken })));
+      out.push(...r.map((x) => x.tokens ?? { accessToken: '', refreshToken: '' }));
+    }
+    return out;
+  } finally {
+    cs.close();
   }
 }
 

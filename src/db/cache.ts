@@ -81,7 +81,16 @@ export function createReadCache(
   let bypassedAt: number | undefined = now();
   let clearing = false;
   /** The cached sessions of each user, so a change of the user drops them. */
-  const sessionsOf = new Map<string, Set<string>>();
+  // (one session id as a plain string, a Set only for a user with several: most have one)
+  const sessionsOf = new Map<string, string | Set<string>>();
+  const forget = (userId: string, sessionId: string) => {
+    const held = sessionsOf.get(userId);
+    if (held === sessionId) sessionsOf.delete(userId);
+    else if (typeof held === 'object') {
+      held.delete(sessionId);
+      if (held.size === 0) sessionsOf.delete(userId);
+    }
+  };
 
   const lru = new LRUCache<string, Entry>({
     max: options.maxEntries,
@@ -91,9 +100,7 @@ export function createReadCache(
     ...(options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {}),
     dispose(entry, key, reason) {
       if (entry.kind === 'session') {
-        const set = sessionsOf.get(entry.value.userId);
-        set?.delete(key.slice(2));
-        if (set?.size === 0) sessionsOf.delete(entry.value.userId);
+        forget(entry.value.userId, key.slice(2));
       }
       if (clearing) return;
       if (reason === 'evict') observer?.evicted('size', 1);
@@ -152,9 +159,10 @@ export function createReadCache(
     putSession(ticket, id, session) {
       if (!mayFill(ticket)) return;
       lru.set(`s:${id}`, { kind: 'session', value: session });
-      const set = sessionsOf.get(session.userId);
-      if (set) set.add(id);
-      else sessionsOf.set(session.userId, new Set([id]));
+      const held = sessionsOf.get(session.userId);
+      if (held === undefined || held === id) sessionsOf.set(session.userId, id);
+      else if (typeof held === 'string') sessionsOf.set(session.userId, new Set([held, id]));
+      else held.add(id);
     },
     putUser(ticket, user) {
       if (!mayFill(ticket)) return;
@@ -175,7 +183,8 @@ export function createReadCache(
         const user = lru.peek(name);
         if (user?.kind === 'user') n += drop(`e:${user.value.email}`);
         n += drop(name);
-        for (const sessionId of [...(sessionsOf.get(id) ?? [])]) n += drop(`s:${sessionId}`);
+        const held = sessionsOf.get(id);
+        for (const sessionId of typeof held === 'string' ? [held] : [...(held ?? [])]) n += drop(`s:${sessionId}`);
       } else n = clear(); // a name we do not know: assume the worst
       if (n) observer?.evicted(cause, n);
     },
