@@ -173,9 +173,9 @@ export function verdicts(run: RunResult): Verdict[] {
     for (const c of off) {
       const pgX = ratio(c.row.rps, c.pg?.rps);
       const measured = `${vsEcho(c)}; ${fmt(pgX, 2)} × pg point-select (${rps(c.pg?.rps)} RPS)`;
-      if (c.row.workload === 'getUserById')
-        v(pgX >= 0.9, `${c.label}, c=50: no regression, ≥ 0.9 × one pg round trip per call`, measured);
-      else v(null, `${c.label}, c=50`, measured);
+      // CACHE=off installs no cache code at all: the path of before the cache, for comparison with
+      // earlier runs' ratios (the README's Latest results)
+      v(null, `${c.label}, c=50 (the path before the cache)`, measured);
     }
   }
   return out;

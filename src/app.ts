@@ -137,7 +137,6 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
         onNotice: (name) => readCache.evict(name, 'notice'),
         onListening: () => readCache.resume(),
         onLost: () => readCache.bypass(),
-        probe: (payload) => db.execute('SELECT pg_notify($1, $2)', [CACHE_CHANNEL, payload]),
       });
       cleanups.push(() => listener.stop());
     }
@@ -222,7 +221,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
 
     // The per-call pipeline, outermost first (see src/grpc/context.ts).
     const pipeline: Middleware[] = [
-      identifyRequest,
+      // the call's scope for deep log lines only when such lines are written (see request-id.ts)
+      identifyRequest({
+        scopeLogs: config.DB_ECHO || config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace',
+      }),
       resolveClientAddress(createAddressResolver(parseCidrs(config.TRUSTED_PROXIES))),
       logCalls(logger),
       mapErrors(logger),

@@ -189,7 +189,7 @@ describe(
       this.timeout(60_000);
       const behind = await serve({ DB_PREPARED_STATEMENTS: 'false', CACHE_LISTEN_PING_MS: '500' });
       await until('the listener gives up on notices it cannot hear', () =>
-        behind.logs.some((l) => l.includes('does not hear notices sent through the pool')),
+        behind.logs.some((l) => l.includes('does not hear notices sent from another connection')),
       );
       expect(behind.app.stats().cache?.active, 'bypassed: every read asks PostgreSQL').to.equal(false);
       const acct = newAccount('pgbcache');

@@ -184,7 +184,8 @@ export function createReadCache(
         if (user?.kind === 'user') n += drop(`e:${user.value.email}`);
         n += drop(name);
         const held = sessionsOf.get(id);
-        for (const sessionId of typeof held === 'string' ? [held] : [...(held ?? [])]) n += drop(`s:${sessionId}`);
+        for (const sessionId of typeof held === 'string' ? [held] : [...(held ?? [])])
+          n += drop(`s:${sessionId}`);
       } else n = clear(); // a name we do not know: assume the worst
       if (n) observer?.evicted(cause, n);
     },

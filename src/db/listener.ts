@@ -4,7 +4,7 @@
  * and hands every notice to `onNotice`.
  *
  * It says when it can be trusted: `onListening` once LISTEN has succeeded and a probe notice sent
- * through the pool has come back (the cache may fill from then on: every change that commits later
+ * from another connection (opened for that moment) has come back (the cache may fill from then on: every change that commits later
  * is delivered; behind PgBouncer in transaction pooling mode the probe never comes back, so the
  * cache is never trusted there), `onLost` the moment it cannot be (the
  * connection failed, ended, or did not answer a ping within CACHE_LISTEN_PING_MS: a half-open
@@ -30,12 +30,6 @@ export interface ListenerOptions {
   connectTimeoutMs: number;
   logger: Logger;
   onNotice(payload: string): void;
-  /**
-   * Sends a notice on the channel through another session (the pool). Once listening, the
-   * listener sends one and waits for it: a LISTEN that does not hear what others send (behind
-   * PgBouncer in transaction pooling mode) is found out at once and never trusted.
-   */
-  probe(payload: string): Promise<unknown>;
   onListening(): void;
   onLost(): void;
 }
@@ -85,7 +79,7 @@ export function startNoticeListener(options: ListenerOptions): NoticeListener {
       lost('TLS files unreadable', err); // never falls back to plaintext
       return;
     }
-    const c = new pg.Client({
+    const settings = {
       host: target.host,
       port: target.port,
       database: target.database,
@@ -95,7 +89,20 @@ export function startNoticeListener(options: ListenerOptions): NoticeListener {
       connectionTimeoutMillis: options.connectTimeoutMs,
       keepAlive: true,
       ...encryption,
-    });
+    };
+    const c = new pg.Client(settings);
+    // the probe comes from another session (not the pool, which may be exhausted: a short-lived
+    // connection of its own), so a LISTEN that only hears its own session is found out
+    const sendProbe = async (payload: string) => {
+      const other = new pg.Client(settings);
+      other.on('error', () => {});
+      try {
+        await other.connect();
+        await other.query('SELECT pg_notify($1, $2)', [options.channel, payload]);
+      } finally {
+        await other.end().catch(() => {});
+      }
+    };
     let failed = false;
     const fail = (why: string) => (err?: unknown) => {
       if (failed || stopped) return;
@@ -138,7 +145,7 @@ export function startNoticeListener(options: ListenerOptions): NoticeListener {
         clearTimeout(timer);
         resolve(true);
       };
-      options.probe(probe).catch(() => {
+      sendProbe(probe).catch(() => {
         clearTimeout(timer);
         resolve(false);
       });
@@ -149,7 +156,7 @@ export function startNoticeListener(options: ListenerOptions): NoticeListener {
       failed = true;
       if (attempt === 0)
         log.error(
-          `the cache listener does not hear notices sent through the pool within ${options.pingMs} ms: cache bypassed. ` +
+          `the cache listener does not hear notices sent from another connection within ${options.pingMs} ms: cache bypassed. ` +
             'Behind PgBouncer in transaction pooling mode LISTEN cannot work: point CACHE_LISTEN_URL at PostgreSQL itself (or a session-mode pool)',
         );
       lost('probe notice not heard');

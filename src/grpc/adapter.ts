@@ -77,7 +77,10 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         metadata: ctx.metadata,
         signal: ctx.signal,
         clientAddress: ctx.clientAddress,
-        userAgent: userAgentOf(ctx.metadata),
+        // read when a handler wants it (Login, Register: the session's user agent), not per call
+        get userAgent() {
+          return userAgentOf(ctx.metadata);
+        },
         requestId: ctx.requestId,
         caller: ctx.caller,
         confirmLive: () => {
@@ -101,6 +104,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         caller: undefined,
         live: true,
         requestId: '',
+        traceId: undefined,
         responseMetadata: new Metadata(),
       };
       const sendHeaders = () => {

@@ -33,6 +33,8 @@ export interface CallContext {
   live: boolean;
   /** The call's request id (the request-id step; '' before it). */
   requestId: string;
+  /** The trace id of the caller's W3C `traceparent`, if it sent a valid one (the request-id step). */
+  traceId: string | undefined;
   /** Sent as the response's initial metadata, on success and on failure. */
   readonly responseMetadata: Metadata;
 }

@@ -63,23 +63,46 @@ export function peerIp(peer: string): string {
 export function createAddressResolver(trusted: readonly Cidr[]): AddressResolver {
   const list = new net.BlockList();
   for (const c of trusted) list.addSubnet(c.address, c.prefix, c.family);
+  // BlockList.check builds a SocketAddress per call (measured: ~3 % of a cached GetUser's CPU), so
+  // the answers are remembered; the map is emptied when it reaches 10 000 addresses
+  const known = new Map<string, boolean>();
   const isTrusted = (ip: string) => {
-    const v = net.isIP(ip);
-    return v !== 0 && list.check(ip, v === 4 ? 'ipv4' : 'ipv6');
+    let trusted = known.get(ip);
+    if (trusted === undefined) {
+      const v = net.isIP(ip);
+      trusted = v !== 0 && list.check(ip, v === 4 ? 'ipv4' : 'ipv6');
+      if (known.size >= 10_000) known.clear();
+      known.set(ip, trusted);
+    }
+    return trusted;
   };
+  const resolve = (peer: string, forwardedFor: readonly string[]) => {
+    let client = peerIp(peer);
+    if (!isTrusted(client)) return client;
+    const hops = forwardedFor
+      .flatMap((v) => v.split(','))
+      .map((s) => peerIp(s.trim()))
+      .filter(Boolean);
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = hops[i] as string;
+      if (!net.isIP(hop)) break; // not an address: trust stops at the last good hop
+      client = hop;
+      if (!isTrusted(hop)) break;
+    }
+    return client;
+  };
+  // the answer for one connection (its peer) with the same x-forwarded-for is the same every call:
+  // remembered, for up to 10 000 such pairs of at most 200 characters
+  const answers = new Map<string, string>();
   return {
     clientAddress(peer, forwardedFor) {
-      let client = peerIp(peer);
-      if (!isTrusted(client)) return client;
-      const hops = forwardedFor
-        .flatMap((v) => v.split(','))
-        .map((s) => peerIp(s.trim()))
-        .filter(Boolean);
-      for (let i = hops.length - 1; i >= 0; i--) {
-        const hop = hops[i] as string;
-        if (!net.isIP(hop)) break; // not an address: trust stops at the last good hop
-        client = hop;
-        if (!isTrusted(hop)) break;
+      const key = forwardedFor.length ? `${peer}|${forwardedFor.join('|')}` : peer;
+      if (key.length > 200) return resolve(peer, forwardedFor); // long chains: not kept
+      let client = answers.get(key);
+      if (client === undefined) {
+        client = resolve(peer, forwardedFor);
+        if (answers.size >= 10_000) answers.clear();
+        answers.set(key, client);
       }
       return client;
     },

@@ -71,19 +71,51 @@ export interface Metrics {
   watch(sources: MetricsSources): void;
 }
 
+/**
+ * A counter the hot path bumps as a plain number, for prom-client's own `inc` hashes the label
+ * values on every call (even through a child from `labels()`): each tally is added to the counter
+ * when it is scraped (`collect`). `tally(labels)` is asked once per label set and kept.
+ */
+function tallied(config: ConstructorParameters<typeof Counter<string>>[0]) {
+  const tallies: { labels: Record<string, string>; n: number; reported: number }[] = [];
+  const counter = new Counter({
+    ...config,
+    collect() {
+      for (const t of tallies) {
+        if (t.n === t.reported) continue;
+        this.inc(t.labels, t.n - t.reported);
+        t.reported = t.n;
+      }
+    },
+  });
+  return {
+    counter,
+    tally(labels: Record<string, string>) {
+      const t = { labels, n: 0, reported: 0 };
+      tallies.push(t);
+      counter.inc(labels, 0); // the series exists from the start, at 0
+      return {
+        inc(by = 1) {
+          t.n += by;
+        },
+      };
+    },
+  };
+}
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
   // --- RPCs (go-grpc-prometheus) ---
-  const started = new Counter({
+  const started = tallied({
     name: 'grpc_server_started_total',
     help: 'Total number of RPCs started on the server.',
     labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
     registers,
   });
-  const handled = new Counter({
+  const handled = tallied({
     name: 'grpc_server_handled_total',
     help: 'Total number of RPCs completed on the server, regardless of success or failure.',
     labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'],
@@ -96,13 +128,13 @@ export function createMetrics(): Metrics {
     buckets: DEFAULT_BUCKETS,
     registers,
   });
-  const received = new Counter({
+  const received = tallied({
     name: 'grpc_server_msg_received_total',
     help: 'Total number of RPC stream messages received on the server.',
     labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
     registers,
   });
-  const sent = new Counter({
+  const sent = tallied({
     name: 'grpc_server_msg_sent_total',
     help: 'Total number of gRPC stream messages sent by the server.',
     labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
@@ -111,11 +143,11 @@ export function createMetrics(): Metrics {
   const rpc: RpcObserver = {
     method({ type, service, method }): RpcRecorder {
       const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
-      const startedChild = started.labels(labels);
+      const startedChild = started.tally(labels);
       const handlingChild = handling.labels(labels);
-      const receivedChild = received.labels(labels);
-      const sentChild = sent.labels(labels);
-      const byCode = new Map<number, ReturnType<typeof handled.labels>>();
+      const receivedChild = received.tally(labels);
+      const sentChild = sent.tally(labels);
+      const byCode = new Map<number, ReturnType<typeof handled.tally>>();
       return {
         started: () => startedChild.inc(),
         received: () => receivedChild.inc(),
@@ -123,7 +155,7 @@ export function createMetrics(): Metrics {
         handled(code, seconds) {
           let child = byCode.get(code);
           if (!child) {
-            child = handled.labels({ ...labels, grpc_code: goCodeName(code) });
+            child = handled.tally({ ...labels, grpc_code: goCodeName(code) });
             byCode.set(code, child);
           }
           child.inc();
@@ -261,7 +293,7 @@ export function createMetrics(): Metrics {
   };
 
   // --- the read cache ---
-  const cacheRequests = new Counter({
+  const cacheRequests = tallied({
     name: 'cache_requests_total',
     help: 'Read-cache lookups by kind (session, user, service_account) and result (hit, miss, bypass: the cache was off because its listener was not listening).',
     labelNames: ['kind', 'result'],
@@ -305,12 +337,12 @@ export function createMetrics(): Metrics {
     KINDS.map((kind) => [
       kind,
       {
-        hit: cacheRequests.labels({ kind, result: 'hit' }),
-        miss: cacheRequests.labels({ kind, result: 'miss' }),
-        bypass: cacheRequests.labels({ kind, result: 'bypass' }),
+        hit: cacheRequests.tally({ kind, result: 'hit' }),
+        miss: cacheRequests.tally({ kind, result: 'miss' }),
+        bypass: cacheRequests.tally({ kind, result: 'bypass' }),
       },
     ]),
-  ) as Record<CacheKind, Record<'hit' | 'miss' | 'bypass', ReturnType<typeof cacheRequests.labels>>>;
+  ) as Record<CacheKind, Record<'hit' | 'miss' | 'bypass', ReturnType<typeof cacheRequests.tally>>>;
   const CAUSES: readonly EvictionCause[] = ['notice', 'local', 'expired', 'size', 'bypass'];
   const evictionChildren = new Map(CAUSES.map((cause) => [cause, cacheEvictions.labels({ cause })]));
   const cache: CacheObserver = {

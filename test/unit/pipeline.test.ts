@@ -64,6 +64,7 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     caller: undefined,
     live: true,
     requestId: '',
+    traceId: undefined,
     responseMetadata: new Metadata(),
   };
 }
@@ -235,22 +236,40 @@ describe('call pipeline: service accounts and introspection', () => {
 });
 
 describe('call pipeline: request ids', () => {
-  const run = (ctx: CallContext, lines: string[]) => {
+  const run = (ctx: CallContext, lines: string[], scopeLogs = true) => {
     const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
-    return compose([identifyRequest, logCalls(logger)], async () => {
+    return compose([identifyRequest({ scopeLogs }), logCalls(logger), mapErrors(logger)], async () => {
       logger.warn('a line from deep inside the call');
-      return {};
-    })(ctx);
+      throw new Error('a bug');
+    })(ctx).catch(() => {});
   };
 
-  it('keeps a well-formed x-request-id, sends it back, and puts it in every line of the call', async () => {
+  it('keeps a well-formed x-request-id, sends it back, and with scopeLogs puts it in every line of the call', async () => {
     const ctx = context(PUBLIC);
     ctx.metadata.set('x-request-id', 'req-42:a.b_c');
+    ctx.metadata.set('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
     const lines: string[] = [];
     await run(ctx, lines);
     expect(ctx.responseMetadata.get('x-request-id')).to.deep.equal(['req-42:a.b_c']);
-    expect(lines).to.have.length(2);
-    for (const line of lines) expect(JSON.parse(line).request_id).to.equal('req-42:a.b_c');
+    expect(lines).to.have.length(3); // the deep line, the unexpected error, the rpc line
+    for (const line of lines) {
+      expect(JSON.parse(line)).to.include({
+        request_id: 'req-42:a.b_c',
+        trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      });
+    }
+  });
+
+  it('without scopeLogs still puts the ids in the lines the call itself writes (the rpc line, an error)', async () => {
+    const ctx = context(PUBLIC);
+    ctx.metadata.set('x-request-id', 'req-43');
+    const lines: string[] = [];
+    await run(ctx, lines, false);
+    const parsed = lines.map((l) => JSON.parse(l) as { msg: string; request_id?: string });
+    expect(
+      parsed.filter((l) => l.msg !== 'a line from deep inside the call').map((l) => l.request_id),
+    ).to.deep.equal(['req-43', 'req-43']);
+    expect(parsed.find((l) => l.msg === 'a line from deep inside the call')?.request_id).to.equal(undefined);
   });
 
   it('replaces a request id that is too long or has other characters with a new UUID', async () => {

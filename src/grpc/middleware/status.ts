@@ -3,6 +3,7 @@ import { status as Code, Metadata } from '@grpc/grpc-js';
 import type { Logger } from '../../logger.js';
 import { type Middleware, StatusError } from '../context.js';
 import { toStatus } from '../status.js';
+import { callFields } from './request-id.js';
 
 export function mapErrors(logger: Logger): Middleware {
   return async (ctx, next) => {
@@ -17,7 +18,7 @@ export function mapErrors(logger: Logger): Middleware {
               details: 'the call was cancelled or its deadline passed',
               metadata: new Metadata(),
             }
-          : toStatus(err, logger),
+          : toStatus(err, logger.child(callFields(ctx))),
       );
     }
   };
