@@ -83,3 +83,68 @@ describe('bounded answers and log lines', () => {
     for (const line of lines) expect(Buffer.byteLength(line)).to.be.at.most(8192);
   });
 });
+
+describe('database failures in the logs', () => {
+  const BCRYPT = /\$2[aby]\$\d\d\$/;
+  /**
+   * Starts a server with `env`, then, behind its back, makes every INSERT of a user named
+   * "Boom Boom" and every new session fail with the whole row (email and bcrypt hash included) in
+   * PostgreSQL's message; Register and Login then meet an unexpected database error. Returns the
+   * log lines written from the calls on and the values that must not appear in them.
+   */
+  const provoke = async (env: Record<string, string>) => {
+    const s = await startTestServer(env);
+    try {
+      const victim = newAccount('dbfail');
+      await s.client.auth.register(victim);
+      await s.sql(`
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused row %', NEW USING DETAIL = 'row ' || NEW::text; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON users FOR EACH ROW
+          WHEN (NEW.display_name = 'Boom Boom') EXECUTE FUNCTION boom();
+        CREATE FUNCTION boom_session() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused % of %', NEW, (SELECT u FROM users u WHERE u.id = NEW.user_id); END $$;
+        CREATE TRIGGER boom_session BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION boom_session();`);
+      const [{ hash }] = await s.sql<{ hash: string }>(
+        'SELECT password_hash AS hash FROM users WHERE email = $1',
+        [victim.email],
+      );
+      const before = s.logs.length;
+      const acct = { ...newAccount('dbfail'), displayName: 'Boom Boom' };
+      await expectCode(s.client.auth.register(acct), Code.INTERNAL, /^internal error \(id /);
+      await expectCode(
+        s.client.auth.login({ email: victim.email, password: victim.password }),
+        Code.INTERNAL,
+        /^internal error \(id /,
+      );
+      const lines = s.logs.slice(before);
+      const failures = lines.filter((l) => l.includes('"msg":"unexpected error"'));
+      expect(failures, 'each failure is logged').to.have.length(2);
+      return { lines, failures, secrets: [acct.email, victim.email, hash, acct.displayName, acct.password] };
+    } finally {
+      await s.stop();
+    }
+  };
+
+  for (const level of ['info', 'debug']) {
+    it(`logs neither the SQL nor a parameter, email or hash of a failed statement at LOG_LEVEL=${level}`, async () => {
+      const { lines, failures, secrets } = await provoke({ LOG_LEVEL: level });
+      for (const line of lines) {
+        for (const secret of secrets) expect(line, secret).to.not.include(secret);
+        expect(line).to.not.match(BCRYPT);
+        expect(line).to.not.match(/INSERT INTO|"parameters"|"detail"/);
+      }
+      // what the operator gets instead: the SQLSTATE and a message without the values
+      expect(JSON.parse(failures[0] as string).err).to.include({ type: 'DatabaseFailure', code: 'P0001' });
+    });
+  }
+
+  it('with DB_ECHO=true logs the SQL of the failed statement, still without a parameter or hash', async () => {
+    const { lines, failures, secrets } = await provoke({ DB_ECHO: 'true' });
+    expect(JSON.parse(failures[0] as string).err.sql).to.match(/INSERT INTO users/);
+    for (const line of lines) {
+      for (const secret of secrets) expect(line, secret).to.not.include(secret);
+      expect(line).to.not.match(BCRYPT);
+    }
+  });
+});
