@@ -3,6 +3,7 @@ import { status as Code } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { DatabaseError, UniqueConstraintError } from 'sequelize';
 import { DatabaseFailure, sanitizeDbError, withoutValues } from '../../src/db/database.js';
+import { QUERY_ERROR_LINE } from '../../src/db/embedded.js';
 import { AppError, echo, InvalidArgumentError, quote, unavailable } from '../../src/errors.js';
 import { BadRequest } from '../../src/gen/google/rpc/error_details.js';
 import { Status } from '../../src/gen/google/rpc/status.js';
@@ -169,5 +170,20 @@ describe('database failures in the logs', () => {
   it('pass our own errors through unchanged', () => {
     const mine = new Error('a bug');
     expect(sanitizeDbError(mine, { sql, bind }, false)).to.equal(mine);
+  });
+});
+
+describe("embedded PostgreSQL's own log lines (without DB_ECHO)", () => {
+  it('drop the lines of a failed statement, keep the rest', () => {
+    const failed = [
+      '2026-12-08 00:45:00.428 UTC [123] ERROR:  refused row (a@b.io)',
+      '2026-12-08 00:45:00.428 UTC [123] DETAIL:  Failing row contains (a@b.io, $2b$...).',
+      '2026-12-08 00:45:00.428 UTC [123] STATEMENT:  INSERT INTO users',
+      '\tVALUES ($1, $2)',
+    ];
+    for (const line of failed) expect(QUERY_ERROR_LINE.test(line), line).to.equal(true);
+    expect(QUERY_ERROR_LINE.test('2026-12-08 00:45:00.428 UTC [1] LOG:  database system is ready')).to.equal(
+      false,
+    );
   });
 });
