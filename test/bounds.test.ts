@@ -3,10 +3,17 @@
  * characters of any caller value, a status message of at most 1 KB and details of at most 4 KB,
  * log lines of at most 8 KB; permission is decided before the update mask is looked at.
  */
+import { credentials } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { Code, fieldViolations } from '../src/client.js';
+import { Code, fieldViolations, promiseClient, type ServiceError } from '../src/client.js';
 import type { User } from '../src/gen/connectsphere/user/v1/user.js';
+import {
+  HealthCheckResponse_ServingStatus,
+  HealthClient,
+  HealthService,
+} from '../src/gen/health/v1/health.js';
 import { expectCode, newAccount, startTestServer, type TestServer } from './helpers/server.js';
+import { until } from './helpers/wait.js';
 
 describe('bounded answers and log lines', () => {
   let s: TestServer;
@@ -145,6 +152,107 @@ describe('database failures in the logs', () => {
     for (const line of lines) {
       for (const secret of secrets) expect(line, secret).to.not.include(secret);
       expect(line).to.not.match(BCRYPT);
+    }
+  });
+});
+
+describe('streams, connections and health watchers', () => {
+  /** A health client on a connection of its own (grpc-js shares one per target and options otherwise). */
+  const ownChannel = (s: TestServer) =>
+    new HealthClient(s.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  /** Opens a Watch; `served` once the server's first answer arrived; `failed` with its error code. */
+  const watch = (client: InstanceType<typeof HealthClient>, service = '') => {
+    const stream = client.watch({ service });
+    const w = { stream, served: false, failed: undefined as number | undefined };
+    stream.on('data', () => {
+      w.served = true;
+    });
+    stream.on('error', (err: ServiceError) => {
+      w.failed = err.code;
+    });
+    return w;
+  };
+  const cancelAll = (ws: { stream: { cancel(): void } }[]) => {
+    for (const w of ws) w.stream.cancel();
+  };
+
+  it('serves at most GRPC_MAX_CONCURRENT_STREAMS calls of one connection at once; the rest wait their turn', async () => {
+    const s = await startTestServer({ GRPC_MAX_CONCURRENT_STREAMS: '5' });
+    const client = ownChannel(s);
+    let most = 0;
+    const open = () => {
+      const n = s.app.server.stats().healthWatchers;
+      most = Math.max(most, n);
+      return n;
+    };
+    try {
+      const ws = Array.from({ length: 8 }, () => watch(client));
+      await until('five streams served', () => open() === 5 && ws.filter((w) => w.served).length === 5);
+      // nothing ends while eight are open: exactly five are served, three wait at the client
+      expect(ws.filter((w) => w.served)).to.have.length(5);
+      const served = ws.filter((w) => w.served);
+      cancelAll(served.slice(0, 3));
+      await until('the three waiting ones served', () => ws.every((w) => w.served || w.failed !== undefined));
+      expect(ws.filter((w) => w.failed === undefined)).to.have.length(5);
+      await until('five open', () => open() === 5);
+      cancelAll(ws);
+      await until('every watcher released', () => open() === 0);
+      expect(most).to.equal(5);
+    } finally {
+      client.close();
+      await s.stop();
+    }
+  });
+
+  it('refuses health watchers beyond HEALTH_MAX_WATCHERS with RESOURCE_EXHAUSTED, and releases cancelled ones', async () => {
+    const s = await startTestServer({ HEALTH_MAX_WATCHERS: '3' });
+    const client = ownChannel(s);
+    try {
+      // a name the server does not serve holds a place too (and gets SERVICE_UNKNOWN)
+      const ws = [
+        watch(client),
+        watch(client, 'connectsphere.user.v1.UserService'),
+        watch(client, 'x'.repeat(500)),
+      ];
+      await until(
+        'three watchers',
+        () => s.app.server.stats().healthWatchers === 3 && ws.every((w) => w.served),
+      );
+      const fourth = watch(client);
+      await until('the fourth refused', () => fourth.failed !== undefined);
+      expect(fourth.failed).to.equal(Code.RESOURCE_EXHAUSTED);
+      expect(s.app.server.stats().healthWatchers).to.equal(3);
+      cancelAll(ws);
+      await until('every watcher released', () => s.app.server.stats().healthWatchers === 0);
+      // and the places are free again
+      const again = watch(client);
+      await until('a new watcher served', () => again.served);
+      again.stream.cancel();
+      await until('released', () => s.app.server.stats().healthWatchers === 0);
+    } finally {
+      client.close();
+      await s.stop();
+    }
+  });
+
+  it('closes connections beyond GRPC_MAX_CONNECTIONS as they arrive; a place that frees up is taken again', async () => {
+    const s = await startTestServer({ GRPC_MAX_CONNECTIONS: '2' });
+    const [a, b, c, d] = [ownChannel(s), ownChannel(s), ownChannel(s), ownChannel(s)];
+    const check = (client: InstanceType<typeof HealthClient>) =>
+      promiseClient(HealthService, client, { deadlineMs: 5000 }).check({ service: '' });
+    try {
+      await check(a);
+      await check(b);
+      expect(s.app.server.stats().connections).to.equal(2);
+      await expectCode(check(c), Code.UNAVAILABLE);
+      expect(s.app.server.stats().refusedConnections).to.be.at.least(1);
+      expect(s.app.server.stats().connections).to.equal(2);
+      a.close();
+      await until('a place freed', () => s.app.server.stats().connections === 1);
+      expect((await check(d)).status).to.equal(HealthCheckResponse_ServingStatus.SERVING);
+    } finally {
+      for (const client of [a, b, c, d]) client.close();
+      await s.stop();
     }
   });
 });
