@@ -157,6 +157,8 @@ describe('database failures in the logs', () => {
 });
 
 describe('streams, connections and health watchers', () => {
+  /** A safety net well inside the test's timeout, so a failure names its condition. */
+  const WAIT = 10_000;
   /** A health client on a connection of its own (grpc-js shares one per target and options otherwise). */
   const ownChannel = (s: TestServer) =>
     new HealthClient(s.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
@@ -187,16 +189,20 @@ describe('streams, connections and health watchers', () => {
     };
     try {
       const ws = Array.from({ length: 8 }, () => watch(client));
-      await until('five streams served', () => open() === 5 && ws.filter((w) => w.served).length === 5);
+      await until('five streams served', () => open() === 5 && ws.filter((w) => w.served).length === 5, WAIT);
       // nothing ends while eight are open: exactly five are served, three wait at the client
       expect(ws.filter((w) => w.served)).to.have.length(5);
       const served = ws.filter((w) => w.served);
       cancelAll(served.slice(0, 3));
-      await until('the three waiting ones served', () => ws.every((w) => w.served || w.failed !== undefined));
+      await until(
+        'the three waiting ones served',
+        () => ws.every((w) => w.served || w.failed !== undefined),
+        WAIT,
+      );
       expect(ws.filter((w) => w.failed === undefined)).to.have.length(5);
-      await until('five open', () => open() === 5);
+      await until('five open', () => open() === 5, WAIT);
       cancelAll(ws);
-      await until('every watcher released', () => open() === 0);
+      await until('every watcher released', () => open() === 0, WAIT);
       expect(most).to.equal(5);
     } finally {
       client.close();
@@ -217,18 +223,19 @@ describe('streams, connections and health watchers', () => {
       await until(
         'three watchers',
         () => s.app.server.stats().healthWatchers === 3 && ws.every((w) => w.served),
+        WAIT,
       );
       const fourth = watch(client);
-      await until('the fourth refused', () => fourth.failed !== undefined);
+      await until('the fourth refused', () => fourth.failed !== undefined, WAIT);
       expect(fourth.failed).to.equal(Code.RESOURCE_EXHAUSTED);
       expect(s.app.server.stats().healthWatchers).to.equal(3);
       cancelAll(ws);
-      await until('every watcher released', () => s.app.server.stats().healthWatchers === 0);
+      await until('every watcher released', () => s.app.server.stats().healthWatchers === 0, WAIT);
       // and the places are free again
       const again = watch(client);
-      await until('a new watcher served', () => again.served);
+      await until('a new watcher served', () => again.served, WAIT);
       again.stream.cancel();
-      await until('released', () => s.app.server.stats().healthWatchers === 0);
+      await until('released', () => s.app.server.stats().healthWatchers === 0, WAIT);
     } finally {
       client.close();
       await s.stop();
@@ -248,7 +255,7 @@ describe('streams, connections and health watchers', () => {
       expect(s.app.server.stats().refusedConnections).to.be.at.least(1);
       expect(s.app.server.stats().connections).to.equal(2);
       a.close();
-      await until('a place freed', () => s.app.server.stats().connections === 1);
+      await until('a place freed', () => s.app.server.stats().connections === 1, WAIT);
       expect((await check(d)).status).to.equal(HealthCheckResponse_ServingStatus.SERVING);
     } finally {
       for (const client of [a, b, c, d]) client.close();
