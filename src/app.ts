@@ -279,7 +279,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
         keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
         maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
         maxConnectionAgeGraceMs: config.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+        maxConcurrentStreams: config.GRPC_MAX_CONCURRENT_STREAMS,
+        maxConnections: config.GRPC_MAX_CONNECTIONS,
       },
+      maxHealthWatchers: config.HEALTH_MAX_WATCHERS,
       logger,
       services: [
         {

@@ -135,6 +135,24 @@ export const CONFIG_SCHEMA = {
     1,
     3_600_000,
   ),
+  GRPC_MAX_CONCURRENT_STREAMS: int(
+    'Calls (HTTP/2 streams) in flight on one connection; the client queues the rest until one ends',
+    100,
+    1,
+    10_000,
+  ),
+  GRPC_MAX_CONNECTIONS: int(
+    'Connections open at once on the gRPC port, per process (WORKERS: each); one beyond is closed as it arrives (the client sees UNAVAILABLE)',
+    1000,
+    1,
+    1_000_000,
+  ),
+  HEALTH_MAX_WATCHERS: int(
+    'Health Watch streams open at once, per process; one beyond gets RESOURCE_EXHAUSTED (Check is not limited)',
+    1000,
+    1,
+    1_000_000,
+  ),
   SHUTDOWN_GRACE_MS: int(
     'On SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled',
     10_000,

@@ -35,9 +35,34 @@ export class AppError extends Error {
   }
 }
 
+/** The most field violations one answer reports; the rest are counted in a last one. */
+export const VIOLATIONS_MAX = 10;
+/** The most characters of any caller-supplied value an error message repeats. */
+export const ECHO_MAX = 64;
+
+/** A caller's value cut to ECHO_MAX characters (code points), marked with `…` when cut. */
+export function echo(value: string, max = ECHO_MAX): string {
+  const chars = [...value.slice(0, max * 2)];
+  return chars.length > max || value.length > max * 2 ? `${chars.slice(0, max).join('')}…` : value;
+}
+/** A caller's value quoted in an error message, cut to ECHO_MAX characters. */
+export const quote = (value: string, max = ECHO_MAX) => JSON.stringify(echo(value, max));
+
+/** At most VIOLATIONS_MAX violations: past that, the first ones and a last "… and N more". */
+export function boundViolations(violations: FieldViolation[]): FieldViolation[] {
+  if (violations.length <= VIOLATIONS_MAX) return violations;
+  const kept = violations.slice(0, VIOLATIONS_MAX - 1);
+  const more = violations.length - kept.length;
+  const field = violations[kept.length]?.field ?? 'request';
+  return [...kept, { field, description: `… and ${more} more violation(s) not shown` }];
+}
+
 export class InvalidArgumentError extends AppError {
-  constructor(readonly violations: FieldViolation[]) {
-    super('INVALID_ARGUMENT', violations.map((v) => `${v.field}: ${v.description}`).join('; '));
+  readonly violations: FieldViolation[];
+  constructor(violations: FieldViolation[]) {
+    const bounded = boundViolations(violations);
+    super('INVALID_ARGUMENT', bounded.map((v) => `${v.field}: ${v.description}`).join('; '));
+    this.violations = bounded;
   }
 }
 

@@ -3,7 +3,14 @@
  * `startGrpcServer` resolves once the port is bound; `stop` turns health to NOT_SERVING, lets
  * in-flight RPCs finish for up to `graceMs`, then cancels what is left (grpc-node issues 1458
  * and 2091: tryShutdown alone can wait forever).
+ *
+ * What one caller may hold is bounded: streams per connection (`grpc.max_concurrent_streams`, told
+ * to the client in HTTP/2 SETTINGS, so grpc-js clients queue the rest), connections (grpc-js has no
+ * such option: the port is our own net.Server with `maxConnections`, which closes any connection
+ * beyond at once, handing the others to grpc-js through its connection injector), and health
+ * watchers (src/grpc/health.ts).
  */
+import net from 'node:net';
 import {
   Server,
   ServerCredentials,
@@ -11,7 +18,7 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { createHealth } from './grpc/health.js';
 import { createReflectionService } from './grpc/reflection.js';
 import type { Logger } from './logger.js';
 
@@ -35,7 +42,13 @@ export interface GrpcServerOptions {
     keepaliveTimeoutMs: number;
     maxConnectionAgeMs: number;
     maxConnectionAgeGraceMs: number;
+    /** Streams (calls) in flight on one connection; the client queues the rest. */
+    maxConcurrentStreams: number;
+    /** Connections open at once (per process); one beyond is closed as it arrives. */
+    maxConnections: number;
   };
+  /** Health Watch streams open at once; one beyond is refused with RESOURCE_EXHAUSTED. */
+  maxHealthWatchers: number;
   services: ServiceBinding[];
   logger: Logger;
 }
@@ -45,6 +58,8 @@ export interface GrpcServer {
   /** Sets the overall ("") and every service's health status. */
   setServing(serving: boolean): void;
   stop(graceMs: number): Promise<{ forced: boolean }>;
+  /** Connections open now, those closed on arrival for being over the limit, and health watchers. */
+  stats(): { connections: number; refusedConnections: number; healthWatchers: number };
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
@@ -53,6 +68,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const server = new Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
+    'grpc.max_concurrent_streams': c.maxConcurrentStreams,
     interceptors: options.interceptors ?? [],
     // grpc-js leaves each of these unlimited (no pings, connections never aged out) when unset
     ...(c.keepaliveTimeMs > 0
@@ -68,20 +84,34 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   for (const s of services) server.addService(s.definition, s.implementation);
 
   const names = ['', ...services.map((s) => s.name)];
-  const health = new HealthImplementation(
-    Object.fromEntries(names.map((n) => [n, 'NOT_SERVING' as ServingStatus])),
-  );
+  const health = createHealth(names, options.maxHealthWatchers);
   health.addToServer(server);
   createReflectionService().addToServer(server);
 
-  const address = options.host.includes(':')
-    ? `[${options.host}]:${options.port}`
-    : `${options.host}:${options.port}`;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
-  );
+  const injector = server.createConnectionInjector(options.credentials ?? ServerCredentials.createInsecure());
+  const listener = net.createServer((socket) => injector.injectConnection(socket));
+  listener.maxConnections = c.maxConnections;
+  let connections = 0;
+  let refusedConnections = 0;
+  listener.on('connection', (socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+  });
+  listener.on('drop', () => {
+    if (refusedConnections++ % 1000 === 0) {
+      logger.warn(
+        { maxConnections: c.maxConnections, refusedConnections },
+        'connection refused: GRPC_MAX_CONNECTIONS reached',
+      );
+    }
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen({ host: options.host, port: options.port }, () => {
+      listener.off('error', reject);
+      resolve((listener.address() as net.AddressInfo).port);
+    });
+  });
   logger.info({ host: options.host, port, tls: Boolean(options.credentials) }, 'gRPC server listening');
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -93,6 +123,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     stop(graceMs) {
       stopping ??= new Promise((resolve) => {
         for (const n of names) health.setStatus(n, 'NOT_SERVING');
+        listener.close();
         const timer = setTimeout(() => {
           logger.warn({ graceMs }, 'grace period over: cancelling the RPCs still in flight');
           server.forceShutdown();
@@ -105,5 +136,6 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       });
       return stopping;
     },
+    stats: () => ({ connections, refusedConnections, healthWatchers: health.watchers() }),
   };
 }

@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { isScope, SCOPES, type Scope } from '../../src/caller.js';
-import { notFound, throttled, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
+import { echo, notFound, throttled, throwIfAborted, unauthenticated, Violations } from '../../src/errors.js';
 import type {
   AttemptThrottle,
   AuditEvent,
@@ -105,7 +105,7 @@ export function createServiceAccountAdmin({
       if (unknown.length)
         v.add(
           'scopes',
-          `unknown scope(s) ${unknown.slice(0, 5).join(', ').slice(0, 100)}; known: ${SCOPES.join(', ')}`,
+          `unknown scope(s) ${echo(unknown.slice(0, 5).join(', '))}; known: ${SCOPES.join(', ')}`,
         );
       if (input.certName !== undefined && !CERT_NAME_RE.test(input.certName)) {
         v.add('cert_name', 'must be a certificate name (a DNS name or common name without spaces)');
@@ -141,7 +141,7 @@ export function createServiceAccountAdmin({
       const account = await audited('service_account.rotated', (tx) =>
         accounts.rotate(name, hashSecret(secret).toString('hex'), secretOverlapS, tx),
       );
-      if (!account) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      if (!account) throw notFound(`no service account named ${echo(name)}`);
       return {
         name: account.name,
         client_id: account.clientId,
@@ -154,7 +154,7 @@ export function createServiceAccountAdmin({
     /** Deletes the account: its tokens stop working at once (every call checks the account). */
     async remove(name: string): Promise<void> {
       const removed = await audited('service_account.deleted', (tx) => accounts.remove(name, tx));
-      if (!removed) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      if (!removed) throw notFound(`no service account named ${echo(name)}`);
     },
   };
 }

@@ -12,10 +12,12 @@
 import { type Caller, hasScope, isAdmin, type UserCaller } from '../../src/caller.js';
 import {
   BAD_ACCESS_TOKEN,
+  echo,
   failedPrecondition,
   InvalidArgumentError,
   notFound,
   permissionDenied,
+  quote,
   unauthenticated,
   Violations,
 } from '../../src/errors.js';
@@ -85,8 +87,6 @@ export const PAGE_SIZE_MAX = 1000;
 export const PUBLIC_QUERY_MIN = 3;
 export const PUBLIC_PAGE_SIZE_MAX = 50;
 export const ROLES_MAX = 16;
-/** The most of a caller's input any error message repeats. */
-const ECHO_MAX = 100;
 
 const MUTABLE_PATHS = ['display_name', 'email', 'roles'] as const;
 type MutablePath = (typeof MUTABLE_PATHS)[number];
@@ -106,11 +106,6 @@ const withoutHash = (u: (UserRecord & { passwordHash: string }) | null): UserRec
   return user;
 };
 
-/** A caller's value quoted in an error message, cut short: never echo a huge input back. */
-const quote = (value: string, max = 40) =>
-  JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
-const capped = (text: string) => (text.length > ECHO_MAX ? `${text.slice(0, ECHO_MAX)}…` : text);
-
 /** Roles as given, checked: at most 16, known names only, always including `user`; sorted and unique. */
 function checkRoles(v: Violations, field: string, roles: string[]): string[] {
   if (roles.length > ROLES_MAX) {
@@ -121,7 +116,7 @@ function checkRoles(v: Violations, field: string, roles: string[]): string[] {
   if (unknown.length) {
     v.add(
       field,
-      `unknown role(s) ${capped(unknown.map((r) => quote(r, 20)).join(', '))}; known: ${ROLES.join(', ')}`,
+      `unknown role(s) ${echo(unknown.map((r) => quote(r, 20)).join(', '))}; known: ${ROLES.join(', ')}`,
     );
   } else if (!roles.includes('user')) v.add(field, 'must include "user"');
   return [...new Set(roles)].sort();
@@ -275,7 +270,7 @@ export function createUserService({
       const wanted = ids.map((id) => id.toLowerCase());
       const found = new Map((await users.findManyByIds([...new Set(wanted)])).map((u) => [u.id, u]));
       const missing = [...new Set(wanted.filter((id) => !found.has(id)))];
-      if (missing.length) throw notFound(capped(`user(s) not found: ${missing.join(', ')}`));
+      if (missing.length) throw notFound(`user(s) not found: ${echo(missing.join(', '))}`);
       return wanted.map((id) => viewFor(caller, found.get(id) as UserRecord));
     },
 
@@ -329,10 +324,11 @@ export function createUserService({
       mask: string[] | undefined,
       options: RunOptions & { requestId?: string } = {},
     ): Promise<UserView> {
-      const paths = updatePaths(input, mask);
+      // who may change this user at all is decided first: a stranger never gets the mask judged
       const id = input.id.toLowerCase();
       const self = caller.userId === id;
       if (!self && !isAdmin(caller)) throw permissionDenied('you can only change your own account');
+      const paths = updatePaths(input, mask);
       if (paths.includes('roles') && !isAdmin(caller))
         throw permissionDenied('only an admin can change roles');
       const patch = resolveUpdate(input, paths);
@@ -382,13 +378,13 @@ export function createUserService({
     async setRole(email: string, role: string, grant: boolean, operator: string): Promise<UserRecord> {
       const normalised = normalizeEmail(email);
       const user = withoutHash(await users.findCredentialsByEmail(normalised));
-      if (!user) throw notFound(`no user with email ${capped(normalised)}`);
+      if (!user) throw notFound(`no user with email ${echo(normalised)}`);
       const roles = grant ? [...new Set([...user.roles, role])].sort() : user.roles.filter((r) => r !== role);
       const checked = new Violations();
       checkRoles(checked, 'role', roles);
       checked.throwIfAny();
       const updated = await applyPatch(user, { roles }, { actor: { type: 'operator', id: operator } });
-      if (!updated) throw notFound(`no user with email ${capped(normalised)}`);
+      if (!updated) throw notFound(`no user with email ${echo(normalised)}`);
       return updated;
     },
 

@@ -15,6 +15,7 @@ import {
   Sequelize,
   TimeoutError,
   type Transaction,
+  UniqueConstraintError,
 } from 'sequelize';
 import type { AppConfig } from '../config.js';
 import { AppError, cancelled, resourceExhausted, throwIfAborted, unavailable } from '../errors.js';
@@ -138,6 +139,87 @@ export function translateDbError(err: unknown, acquireMs: number): unknown {
     return unavailable('the database connection failed; retry later', err);
   }
   return err;
+}
+
+/**
+ * An unexpected database failure as the logs may see it: the SQLSTATE and the names PostgreSQL
+ * gives (constraint, table, column, type), its message with every statement parameter, email
+ * address and bcrypt hash taken out, and the statement text only with DB_ECHO. Never the driver's
+ * error itself: Sequelize's carries the SQL and its parameters, pg's a `detail` such as
+ * "Failing row contains (…)" with the row's values, a unique violation the values it met.
+ */
+export class DatabaseFailure extends Error {
+  readonly code?: string;
+  readonly constraint?: string;
+  readonly table?: string;
+  readonly column?: string;
+  readonly dataType?: string;
+  readonly sql?: string;
+  constructor(message: string, fields: Omit<Partial<DatabaseFailure>, 'message' | 'name' | 'stack'>) {
+    super(message);
+    this.name = 'DatabaseFailure';
+    Object.assign(this, Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)));
+  }
+}
+
+const BCRYPT_HASH = /\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}/g;
+const EMAIL_LIKE = /[^\s"'(),=]+@[^\s"'(),=]+/g;
+
+/** `text` without any of the statement's parameters (of 3 characters or more), emails or bcrypt hashes. */
+export function withoutValues(text: string, bind: readonly unknown[] = []): string {
+  let out = text;
+  const values = bind.flatMap((b) => (Array.isArray(b) ? b : [b]));
+  for (const v of values) {
+    const s = typeof v === 'string' ? v : Buffer.isBuffer(v) ? '' : v instanceof Date ? '' : String(v ?? '');
+    if (s.length >= 3) out = out.split(s).join('[parameter]');
+  }
+  return out.replace(BCRYPT_HASH, '[bcrypt hash]').replace(EMAIL_LIKE, '[email]');
+}
+
+/** A failure from the driver (Sequelize or pg), as opposed to one of ours. */
+const fromDriver = (err: unknown): err is Error =>
+  err instanceof BaseError ||
+  (err instanceof Error &&
+    (typeof (err as { severity?: unknown }).severity === 'string' ||
+      /^[0-9A-Z]{5}$/.test(String((err as { code?: unknown }).code ?? ''))));
+
+/**
+ * What leaves the database layer: domain errors (their driver cause replaced by a DatabaseFailure),
+ * a unique violation as a bare UniqueConstraintError (the stores turn it into ALREADY_EXISTS),
+ * every other driver failure as a DatabaseFailure; anything else unchanged.
+ */
+export function sanitizeDbError(
+  err: unknown,
+  statement: { sql?: string; bind?: readonly unknown[] },
+  echo: boolean,
+): unknown {
+  if (err instanceof AppError) {
+    if (!fromDriver(err.cause)) return err;
+    return new AppError(err.kind, err.message, {
+      cause: sanitizeDbError(err.cause, statement, echo),
+      retryAfterS: err.retryAfterS,
+    });
+  }
+  if (!fromDriver(err)) return err;
+  const pgError = ((err as { parent?: unknown }).parent ?? err) as Record<string, unknown>;
+  const text = (k: string) => (typeof pgError[k] === 'string' ? (pgError[k] as string) : undefined);
+  const failure = new DatabaseFailure(withoutValues(text('message') ?? err.message, statement.bind), {
+    code: text('code'),
+    constraint: text('constraint'),
+    table: text('table'),
+    column: text('column'),
+    dataType: text('dataType'),
+    sql: echo ? (statement.sql ?? (err as { sql?: string }).sql) : undefined,
+  });
+  if (err instanceof UniqueConstraintError) {
+    return new UniqueConstraintError({
+      message: failure.message,
+      parent: Object.assign(failure, { sql: failure.sql ?? '' }),
+      fields: {},
+      errors: [],
+    });
+  }
+  return failure;
 }
 
 /** invalid_sql_statement_name, duplicate_prepared_statement: a named statement met a pooled server connection it was not prepared on. */
@@ -288,11 +370,15 @@ export function createDatabase(
     });
   }
 
-  const run = async <T>(work: () => Promise<T>): Promise<T> => {
+  // every failure leaves through here: mapped to a domain error, and stripped of values (see DatabaseFailure)
+  const run = async <T>(
+    work: () => Promise<T>,
+    statement: { sql?: string; bind?: unknown[] } = {},
+  ): Promise<T> => {
     try {
       return await work();
     } catch (err) {
-      throw translateDbError(err, config.DB_POOL_ACQUIRE_MS);
+      throw sanitizeDbError(translateDbError(err, config.DB_POOL_ACQUIRE_MS), statement, config.DB_ECHO);
     }
   };
   const queryOptions = ({ tx, signal }: QueryOptions) => ({ transaction: fromTx(tx), signal });
@@ -317,27 +403,34 @@ export function createDatabase(
             raw: true,
             ...queryOptions(options),
           }) as Promise<T[]>,
+        { sql, bind },
       ),
     read: <T>(sql: string, bind: unknown[] = [], signal?: AbortSignal) =>
-      run(async () => {
-        const connection: PgConnection = await acquireConnection(sequelize, { type: 'SELECT', signal });
-        if (config.DB_ECHO) log.info({ sql }, 'sql');
-        const statement = config.DB_PREPARED_STATEMENTS
-          ? { name: statementName(sql), text: sql, values: bind }
-          : { text: sql, values: bind };
-        try {
-          return (await connection.query(statement)).rows as T[];
-        } catch (err) {
-          throw lostPreparedStatement(err);
-        } finally {
-          releaseConnection(sequelize, connection);
-        }
-      }),
+      run(
+        async () => {
+          const connection: PgConnection = await acquireConnection(sequelize, { type: 'SELECT', signal });
+          if (config.DB_ECHO) log.info({ sql }, 'sql');
+          const statement = config.DB_PREPARED_STATEMENTS
+            ? { name: statementName(sql), text: sql, values: bind }
+            : { text: sql, values: bind };
+          try {
+            return (await connection.query(statement)).rows as T[];
+          } catch (err) {
+            throw lostPreparedStatement(err);
+          } finally {
+            releaseConnection(sequelize, connection);
+          }
+        },
+        { sql, bind },
+      ),
     execute: (sql: string, bind: unknown[] = [], options: QueryOptions = {}) =>
-      run(async () => {
-        const [, result] = await sequelize.query(sql, { bind, raw: true, ...queryOptions(options) });
-        return (result as { rowCount?: number }).rowCount ?? 0;
-      }),
+      run(
+        async () => {
+          const [, result] = await sequelize.query(sql, { bind, raw: true, ...queryOptions(options) });
+          return (result as { rowCount?: number }).rowCount ?? 0;
+        },
+        { sql, bind },
+      ),
     // Sequelize acquires a transaction's connection without the caller's options, so the pool
     // hooks cannot see the signal: it is checked before the transaction and again once it has its
     // connection, before the first statement of `work`.

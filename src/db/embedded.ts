@@ -267,6 +267,9 @@ async function ensureAppDatabase(adminUrl: string, appPassword: string): Promise
   }
 }
 
+/** PostgreSQL's log lines about one failed statement (and their continuation lines). */
+export const QUERY_ERROR_LINE = /^\s|\] (ERROR|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|WHERE):/;
+
 export interface EmbeddedOptions {
   dataDir: string;
   port: number;
@@ -354,6 +357,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (!line.trim()) continue;
       tail.push(line);
       if (tail.length > 20) tail.shift();
+      // a failed statement's lines carry its values (DETAIL: Failing row contains …): DB_ECHO only
+      if (!options.logStatements && QUERY_ERROR_LINE.test(line)) continue;
       logger.debug({ component: 'postgres' }, line);
     }
   });
