@@ -194,8 +194,8 @@ export interface ServiceAccountStore {
   ): Promise<{ account: ServiceAccount; secretHashes: string[] } | null>;
   /** An active account by id (every call with a service token asks: batched). */
   findActive(id: string, signal?: AbortSignal): Promise<ServiceAccount | null>;
-  /** The active account a client certificate names, by `<name>.service` or its certificate name. */
-  findByCertificateNames(names: readonly string[], signal?: AbortSignal): Promise<ServiceAccount | null>;
+  /** The active accounts (at most two) a client certificate's whole names name, by `<name>.service` or its certificate name. */
+  findByCertificateNames(names: readonly string[], signal?: AbortSignal): Promise<ServiceAccount[]>;
 }
 
 /** Attempt counters in storage shared by every instance (the rules: src/throttle.ts). */

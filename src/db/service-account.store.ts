@@ -88,15 +88,16 @@ export function createServiceAccountStore(db: Database, batching: BatcherOptions
 
     findActive: async (id, signal) => (await active(id, signal)) ?? null,
 
-    async findByCertificateNames(names, signal) {
-      const [row] = await db.read<Row>(
-        `SELECT ${COLUMNS} FROM service_accounts
-         WHERE deleted_at IS NULL AND (name || '.service' = ANY($1::text[]) OR cert_name = ANY($1::text[]))
-         ORDER BY name LIMIT 1`,
-        [names],
-        signal,
-      );
-      return row ? toAccount(row) : null;
-    },
+    // whole names only (= ANY, never LIKE or a suffix); two rows are enough to refuse the certificate
+    findByCertificateNames: async (names, signal) =>
+      (
+        await db.read<Row>(
+          `SELECT ${COLUMNS} FROM service_accounts
+           WHERE deleted_at IS NULL AND (name || '.service' = ANY($1::text[]) OR cert_name = ANY($1::text[]))
+           ORDER BY name LIMIT 2`,
+          [names],
+          signal,
+        )
+      ).map(toAccount),
   };
 }

@@ -11,13 +11,49 @@ import type { TokenService } from './tokens.js';
  *   live and the user not deleted, with the user's current email and roles; for a service account,
  *   that it was not deleted, with its current scopes. So a logged-out, rotated-away or deleted
  *   account's token stops working at once, and a role taken away stops counting at once.
- * And `fromCertificate`: the service account a verified client certificate names (mutual TLS).
+ * And `fromCertificate`: the service account a verified client certificate names (mutual TLS): its
+ * whole subject CN or one of its whole DNS SANs equal to `<name>.service` or the account's
+ * `--cert-name`; a certificate naming two accounts, or without the clientAuth extended key usage,
+ * is refused.
  * All throw UNAUTHENTICATED with one message for every kind of bad token.
  */
 export interface Authenticator {
   verify(accessToken: string): Promise<Caller>;
   live(caller: Caller, signal?: AbortSignal): Promise<Caller>;
-  fromCertificate(names: readonly string[], signal?: AbortSignal): Promise<ServiceCaller>;
+  fromCertificate(certificate: ClientCertificate, signal?: AbortSignal): Promise<ServiceCaller>;
+}
+
+/** What identifies a verified client certificate: its subject CN(s) and DNS SANs, whole, and its purpose. */
+export interface ClientCertificate {
+  names: readonly string[];
+  /** Its extended key usage includes clientAuth (1.3.6.1.5.5.7.3.2). */
+  clientAuth: boolean;
+}
+
+const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
+
+/** The shape of node:tls's `getPeerCertificate()` this needs. */
+export interface PeerCertificateFields {
+  subject?: { CN?: string | string[] };
+  subjectaltname?: string;
+  ext_key_usage?: string[];
+}
+
+/**
+ * The identity of a peer certificate (from node:tls, as grpc-js reports it for a verified one): the
+ * subject CN(s) and the DNS SANs as whole names (never split or matched by suffix), and whether it
+ * may authenticate a client. A certificate without an extended key usage extension is not clientAuth.
+ */
+export function clientCertificateOf(cert: PeerCertificateFields): ClientCertificate {
+  const cn = cert.subject?.CN;
+  // node:tls writes the SAN as `DNS:a, DNS:b, IP Address:…`; a name with a comma in it is quoted
+  // (`DNS:"a,b"`), and such a name is never an account's, so it is dropped whole
+  const dns = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:') && !s.startsWith('DNS:"'))
+    .map((s) => s.slice(4));
+  const names = [...new Set([...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...dns])].filter(Boolean);
+  return { names, clientAuth: (cert.ext_key_usage ?? []).includes(CLIENT_AUTH_OID) };
 }
 
 const asCaller = (a: ServiceAccount, via: ServiceCaller['via']): ServiceCaller => ({
@@ -49,8 +85,21 @@ export function createAuthenticator(
       if (!live) throw unauthenticated(BAD_ACCESS_TOKEN);
       return live;
     },
-    async fromCertificate(names, signal) {
-      const account = names.length ? await services.findByCertificateNames(names, signal) : null;
+    async fromCertificate(certificate, signal) {
+      if (!certificate.clientAuth) {
+        throw unauthenticated(
+          'this client certificate is not for client authentication (no clientAuth extended key usage): send an access token',
+        );
+      }
+      const accounts = certificate.names.length
+        ? await services.findByCertificateNames(certificate.names, signal)
+        : [];
+      if (accounts.length > 1) {
+        throw unauthenticated(
+          'this client certificate names more than one service account: issue one certificate per account',
+        );
+      }
+      const [account] = accounts;
       if (!account) {
         throw unauthenticated('this client certificate names no service account: send an access token');
       }

@@ -375,12 +375,12 @@ export function createMemoryStores(clock: () => number = Date.now) {
       return out;
     },
     async findByCertificateNames(names) {
-      const a = live().find(
-        (x) => names.includes(`${x.name}.service`) || (x.certName !== null && names.includes(x.certName)),
-      );
-      if (!a) return null;
-      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
-      return out;
+      return live()
+        .filter(
+          (x) => names.includes(`${x.name}.service`) || (x.certName !== null && names.includes(x.certName)),
+        )
+        .slice(0, 2)
+        .map(({ secretHash: _, deleted: __, previous: ___, ...out }) => out);
     },
   };
 
