@@ -202,7 +202,7 @@ export const CONFIG_SCHEMA = {
     },
   ),
   JWT_PREVIOUS_PUBLIC_KEY_FILES: str(
-    'Comma-separated PEM public keys that still verify tokens during a key rotation (served in the JWK Set)',
+    'Comma-separated `<PEM public key file>@<retirement time, ISO 8601 with zone>`: keys still verifying the tokens they signed before retirement, during a rotation (served in the JWK Set)',
     '',
     { nonEmpty: false },
   ),

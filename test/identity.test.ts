@@ -542,7 +542,7 @@ describe('transport security and service identity', function () {
           ...SECRET,
           JWT_ALGORITHM: 'ES256',
           JWT_PRIVATE_KEY_FILE: newKey.priv,
-          JWT_PREVIOUS_PUBLIC_KEY_FILES: oldKey.pub,
+          JWT_PREVIOUS_PUBLIC_KEY_FILES: `${oldKey.pub}@${new Date().toISOString()}`,
         },
         { database: first.db },
       );
