@@ -26,6 +26,7 @@ import { createTestDatabase } from './helpers/postgres.js';
 import { runCli, runUntilExit, spawnServer } from './helpers/process.js';
 import { ReflectionClient } from './helpers/reflection.js';
 import { expectCode, healthOf, newAccount, startTestServer, type TestServer } from './helpers/server.js';
+import { until } from './helpers/wait.js';
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(
@@ -448,6 +449,55 @@ describe('transport security and service identity', function () {
         Code.UNAUTHENTICATED,
       );
       await expectCode(issue(second.client_secret), Code.UNAUTHENTICATED);
+    });
+
+    it('revoke-secret ends the previous secret at once, even one still in its rotation overlap', async () => {
+      const first = await create('leaky', 'users.read');
+      const json = (output: string) =>
+        JSON.parse(output.slice(output.indexOf('{'), output.lastIndexOf('}') + 1)) as typeof first;
+      const rotated = await cli(['rotate', 'leaky']);
+      const second = json(rotated.output);
+      const issue = (secret: string) =>
+        s.client.auth.issueServiceToken({ clientId: first.client_id, clientSecret: secret });
+      expect(await codeOf(issue(first.client_secret)), 'in the overlap').to.equal('OK');
+      const revoked = await cli(['revoke-secret', 'leaky']);
+      expect(revoked.code, revoked.output).to.equal(0);
+      const third = json(revoked.output);
+      expect(third.client_id).to.equal(first.client_id);
+      await expectCode(issue(first.client_secret), Code.UNAUTHENTICATED, /^invalid client credentials$/);
+      await expectCode(issue(second.client_secret), Code.UNAUTHENTICATED, /^invalid client credentials$/);
+      expect(await codeOf(issue(third.client_secret))).to.equal('OK');
+      expect((await cli(['revoke-secret', 'nobody'])).code, 'no such account').to.not.equal(0);
+    });
+
+    it('revoke-tokens ends every token already issued to the account at once (RPCs and ValidateToken); new ones work', async () => {
+      const svc = await create('compromised', 'users.read');
+      const gateway = await create('gateway-2', 'tokens.introspect');
+      const gw = connect(s.address, {
+        service: { clientId: gateway.client_id, clientSecret: gateway.client_secret },
+      });
+      const issue = async () =>
+        (await s.client.auth.issueServiceToken({ clientId: svc.client_id, clientSecret: svc.client_secret }))
+          .accessToken;
+      const reg = await s.client.auth.register(newAccount('revtok'));
+      const getUser = (token: string) =>
+        codeOf(
+          s.client.withToken(token).users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } }),
+        );
+      const active = async (token: string) => (await gw.auth.validateToken({ accessToken: token })).active;
+      const old = await issue();
+      expect(await getUser(old), 'before (and now in the read cache)').to.equal('OK');
+      expect(await active(old)).to.equal(true);
+      const revoked = await cli(['revoke-tokens', 'compromised']);
+      expect(revoked.code, revoked.output).to.equal(0);
+      // the operator command is another process: the server hears of it by the cache notice
+      await until('the old token refused', async () => (await getUser(old)) === 'UNAUTHENTICATED', 10_000);
+      expect(await active(old), 'ValidateToken').to.equal(false);
+      const fresh = await issue();
+      expect(await getUser(fresh), 'a token issued afterwards').to.equal('OK');
+      expect(await active(fresh)).to.equal(true);
+      expect(await getUser(old), 'still refused').to.equal('UNAUTHENTICATED');
+      gw.close();
     });
 
     it('throttles wrong client secrets per client id and address like Logins', async () => {

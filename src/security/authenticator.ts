@@ -1,6 +1,11 @@
 import type { Caller, ServiceCaller } from '../caller.js';
 import { BAD_ACCESS_TOKEN, unauthenticated } from '../errors.js';
-import type { ServiceAccount, ServiceAccountStore, SessionStore } from '../ports.js';
+import {
+  type ServiceAccount,
+  type ServiceAccountStore,
+  type SessionStore,
+  serviceTokenRevoked,
+} from '../ports.js';
 import type { TokenService } from './tokens.js';
 
 /**
@@ -78,7 +83,7 @@ export function createAuthenticator(
     async live(caller, signal) {
       if (caller.kind === 'service') {
         const account = await services.findActive(caller.serviceId, signal);
-        if (!account) throw unauthenticated(BAD_ACCESS_TOKEN);
+        if (!account || serviceTokenRevoked(account, caller)) throw unauthenticated(BAD_ACCESS_TOKEN);
         return asCaller(account, caller.via);
       }
       const live = await sessions.liveCaller(caller, signal);

@@ -63,7 +63,14 @@ function callerOf(p: JWTPayload): Caller | null {
     if (typeof scope !== 'string' || typeof svc !== 'string') return null;
     const scopes = scope.split(' ').filter(Boolean);
     if (!scopes.every(isScope)) return null;
-    return { kind: 'service', serviceId: sub, name: svc, scopes: scopes as Scope[], via: 'token' };
+    return {
+      kind: 'service',
+      serviceId: sub,
+      name: svc,
+      scopes: scopes as Scope[],
+      via: 'token',
+      ...(typeof p.iat === 'number' ? { issuedAt: p.iat } : {}),
+    };
   }
   return null;
 }

@@ -350,6 +350,22 @@ export function createMemoryStores(clock: () => number = Date.now) {
       const { secretHash: _, deleted: __, previous: ___, ...out } = a;
       return out;
     },
+    async revokeSecret(name, secretHash) {
+      const a = live().find((x) => x.name === name);
+      if (!a) return null;
+      a.previous = undefined;
+      a.secretHash = secretHash;
+      a.rotateTime = new Date(clock());
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
+    async revokeTokens(name) {
+      const a = live().find((x) => x.name === name);
+      if (!a) return null;
+      a.tokensValidAfter = Math.floor(clock() / 1000);
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
     async remove(name) {
       const a = live().find((x) => x.name === name);
       if (!a) return null;
