@@ -37,6 +37,40 @@ export interface ClientCertificate {
 
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
+/**
+ * node:tls's `subjectaltname`: entries `TYPE:value` joined by ', '; a value with a comma, quote or
+ * other special character is written as a JSON string (`DNS:"a, DNS:b"`), read here as one value, so
+ * a crafted name never splits into others. A quoted value is never an account's name (callers drop it).
+ */
+function subjectAltNames(text: string): { type: string; value: string; quoted: boolean }[] {
+  const entries: { type: string; value: string; quoted: boolean }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) break;
+    const type = text.slice(i, colon);
+    let value: string;
+    let quoted = false;
+    let end: number;
+    if (text[colon + 1] === '"') {
+      quoted = true;
+      end = colon + 2;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      value = text.slice(colon + 2, end);
+      end += 1; // the closing quote
+    } else {
+      end = text.indexOf(', ', colon + 1);
+      if (end < 0) end = text.length;
+      value = text.slice(colon + 1, end);
+    }
+    entries.push({ type, value, quoted });
+    const next = text.indexOf(', ', end);
+    if (next < 0) break;
+    i = next + 2;
+  }
+  return entries;
+}
+
 /** The shape of node:tls's `getPeerCertificate()` this needs. */
 export interface PeerCertificateFields {
   subject?: { CN?: string | string[] };
@@ -51,12 +85,9 @@ export interface PeerCertificateFields {
  */
 export function clientCertificateOf(cert: PeerCertificateFields): ClientCertificate {
   const cn = cert.subject?.CN;
-  // node:tls writes the SAN as `DNS:a, DNS:b, IP Address:…`; a name with a comma in it is quoted
-  // (`DNS:"a,b"`), and such a name is never an account's, so it is dropped whole
-  const dns = (cert.subjectaltname ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:') && !s.startsWith('DNS:"'))
-    .map((s) => s.slice(4));
+  const dns = subjectAltNames(cert.subjectaltname ?? '')
+    .filter((e) => e.type === 'DNS' && !e.quoted)
+    .map((e) => e.value);
   const names = [...new Set([...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...dns])].filter(Boolean);
   return { names, clientAuth: (cert.ext_key_usage ?? []).includes(CLIENT_AUTH_OID) };
 }
