@@ -23,6 +23,8 @@ export interface ServiceCaller {
   readonly scopes: readonly Scope[];
   /** How it proved who it is. */
   readonly via: 'token' | 'certificate';
+  /** With a token: its `iat` (seconds), checked against the account's `revoke-tokens`. */
+  readonly issuedAt?: number;
 }
 
 export type Caller = UserCaller | ServiceCaller;

@@ -62,7 +62,7 @@ function serviceAccounts(db: Database, config: AppConfig) {
 }
 
 const SERVICE_ACCOUNT_USAGE = `service-account create <name> --scopes <scope,...> [--cert-name <name>]
-  service-account list | rotate <name> | delete <name>
+  service-account list | rotate <name> | revoke-secret <name> | revoke-tokens <name> | delete <name>
   scopes: users.read (public profiles), users.read.private (full records, lookups by email), tokens.introspect (ValidateToken)`;
 
 async function serviceAccount(db: Database, config: AppConfig, argv: string[]): Promise<string> {
@@ -107,6 +107,14 @@ async function serviceAccount(db: Database, config: AppConfig, argv: string[]): 
     case 'rotate':
       if (!name) throw usage();
       return `${JSON.stringify(await accounts.rotate(name), null, 2)}\n# the new client_secret is shown this once; the previous one works for SERVICE_SECRET_OVERLAP_S more seconds`;
+    case 'revoke-secret':
+      if (!name) throw usage();
+      return `${JSON.stringify(await accounts.revokeSecret(name), null, 2)}\n# the new client_secret is shown this once; the previous one no longer works`;
+    case 'revoke-tokens': {
+      if (!name) throw usage();
+      const revoked = await accounts.revokeTokens(name);
+      return `${JSON.stringify(revoked, null, 2)}\n# every token issued to ${name} so far is refused now; new ones work`;
+    }
     case 'delete':
       if (!name) throw usage();
       await accounts.remove(name);

@@ -91,16 +91,16 @@ export const CONFIG_SCHEMA = {
     { nonEmpty: false },
   ),
   GRPC_TLS_CLIENT_AUTH: oneOf(
-    'With GRPC_TLS_CLIENT_CA_FILE: `require` refuses a connection without a valid client certificate; `optional` accepts it (callers then need a token)',
+    'With GRPC_TLS_CLIENT_CA_FILE: `optional` accepts a connection without a client certificate (end users; callers then need a token); `require` refuses it (a port only services reach)',
     ['require', 'optional'],
-    'require',
+    'optional',
   ),
   GRPC_ALLOW_PLAINTEXT: bool(
     'Allow plaintext on a non-loopback GRPC_HOST in production (behind a mesh sidecar that terminates TLS)',
     false,
   ),
   TRUSTED_PROXIES: {
-    doc: 'Proxies whose `x-forwarded-for` is believed (comma-separated IPs or CIDRs): a call from one of them comes from the right-most untrusted address in that header; from anyone else, from its own address',
+    doc: 'Proxies whose `x-forwarded-for` is believed (IPs or CIDRs, or `none`): a call from one comes from the right-most untrusted address in it. In production required unless plaintext on loopback',
     type: { kind: 'cidrs' },
     default: '',
     sensitive: false,
@@ -220,7 +220,7 @@ export const CONFIG_SCHEMA = {
     },
   ),
   JWT_PREVIOUS_PUBLIC_KEY_FILES: str(
-    'Comma-separated PEM public keys that still verify tokens during a key rotation (served in the JWK Set)',
+    'Comma-separated `<PEM public key file>@<retirement time, ISO 8601 with zone>`: keys still verifying the tokens they signed before retirement, during a rotation (served in the JWK Set)',
     '',
     { nonEmpty: false },
   ),
@@ -422,6 +422,8 @@ const formatName = (t: KnobType): string | readonly string[] => {
 
 convict.addFormat({
   name: 'cidrs',
+  // `none`: no proxies, said explicitly (production needs TRUSTED_PROXIES set; see crossChecks)
+  coerce: (v: unknown) => (typeof v === 'string' && v.trim().toLowerCase() === 'none' ? '' : v),
   validate: (v: unknown) => {
     if (typeof v !== 'string') throw new Error('must be a string');
     parseCidrs(v);
@@ -493,6 +495,34 @@ export const isLoopback = (host: string): boolean =>
 export const introspectionRequired = (c: Pick<AppConfig, 'INTROSPECTION_AUTH' | 'NODE_ENV'>): boolean =>
   c.INTROSPECTION_AUTH === 'required' || (c.INTROSPECTION_AUTH === 'auto' && c.NODE_ENV === 'production');
 
+/**
+ * In production, a gRPC port other than plaintext on loopback may sit behind a proxy, where every
+ * caller would be one address: TRUSTED_PROXIES must be said (its proxies, or `none`). `raw` is the
+ * variable as given: undefined when unset, which the default '' cannot tell from an empty value.
+ */
+function trustedProxiesProblem(c: AppConfig, raw: string | undefined): string | null {
+  if (c.NODE_ENV !== 'production' || (!c.GRPC_TLS_CERT_FILE && isLoopback(c.GRPC_HOST))) return null;
+  const why =
+    'in production a port that is not plaintext on loopback may be behind a proxy, and then every caller is one address (one caller’s failed Logins lock everyone’s)';
+  const fix =
+    "set it to the proxies' addresses (comma-separated IPs or CIDRs), or `none` when no proxy is in front";
+  if (raw === undefined) return `TRUSTED_PROXIES: must be set: ${why}; ${fix}`;
+  if (raw.trim() === '') return `TRUSTED_PROXIES: is empty: ${why}; ${fix}`;
+  return null;
+}
+
+/** What production starts with but an operator should hear about (logged as warnings at start). */
+export function productionWarnings(c: Pick<AppConfig, 'NODE_ENV' | 'INTROSPECTION_AUTH'>): string[] {
+  if (c.NODE_ENV !== 'production') return [];
+  const warnings: string[] = [];
+  if (c.INTROSPECTION_AUTH === 'none') {
+    warnings.push(
+      'INTROSPECTION_AUTH=none in production: ValidateToken answers anyone, who can then test stolen or guessed tokens; use `required` (the default) unless only trusted callers reach the port',
+    );
+  }
+  return warnings;
+}
+
 /** Rules across knobs, or that depend on NODE_ENV; each returns a message naming the variable. */
 function crossChecks(c: AppConfig): string[] {
   const problems: string[] = [];
@@ -558,6 +588,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
   const config = Object.freeze(conf.getProperties()) as AppConfig;
   const problems = crossChecks(config);
+  const proxies = trustedProxiesProblem(config, env.TRUSTED_PROXIES);
+  if (proxies) problems.push(proxies);
   if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   return config;
 }

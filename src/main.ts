@@ -13,7 +13,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import { startApp } from './app.js';
-import { type AppConfig, ConfigError, loadConfig, loadDotEnv } from './config.js';
+import { type AppConfig, ConfigError, loadConfig, loadDotEnv, productionWarnings } from './config.js';
 import { openDatabase } from './db/open.js';
 import { createLogger, type Logger } from './logger.js';
 import { startOpsServer } from './ops/http.js';
@@ -146,6 +146,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.LOG_LEVEL);
+  // once per start (the primary only, with WORKERS > 1)
+  if (!cluster.isWorker) for (const warning of productionWarnings(config)) logger.warn(warning);
   const workers = config.WORKERS || os.availableParallelism();
   const run = workers > 1 && cluster.isPrimary ? runPrimary : runServer;
   await run(config, cluster.isWorker ? logger.child({ worker: process.pid }) : logger, workers).catch(

@@ -174,17 +174,32 @@ export interface ServiceAccount {
   certName: string | null;
   createTime: Date;
   rotateTime: Date | undefined;
+  /** `revoke-tokens`: its service tokens issued (`iat`, seconds) at or before this second are refused. */
+  tokensValidAfter?: number;
 }
+
+/** A service token this account's `revoke-tokens` ended (a certificate's caller has no token to end). */
+export const serviceTokenRevoked = (
+  account: Pick<ServiceAccount, 'tokensValidAfter'>,
+  caller: { via: 'token' | 'certificate'; issuedAt?: number },
+): boolean =>
+  caller.via === 'token' &&
+  account.tokensValidAfter !== undefined &&
+  (caller.issuedAt ?? 0) <= account.tokensValidAfter;
 
 export interface ServiceAccountStore {
   /** ALREADY_EXISTS for a name in use. */
   insert(
-    account: Omit<ServiceAccount, 'createTime' | 'rotateTime'> & { secretHash: string },
+    account: Omit<ServiceAccount, 'createTime' | 'rotateTime' | 'tokensValidAfter'> & { secretHash: string },
     tx?: Tx,
   ): Promise<ServiceAccount>;
   list(): Promise<ServiceAccount[]>;
   /** A new secret; the previous one keeps working for `overlapS`. Null if no such account. */
   rotate(name: string, secretHash: string, overlapS: number, tx?: Tx): Promise<ServiceAccount | null>;
+  /** A new secret; the previous one (and one still in its rotation overlap) stops at once. Null if no such account. */
+  revokeSecret(name: string, secretHash: string, tx?: Tx): Promise<ServiceAccount | null>;
+  /** Ends every service token issued to it so far (tokens_valid_after := this second). Null if no such account. */
+  revokeTokens(name: string, tx?: Tx): Promise<ServiceAccount | null>;
   /** Deletes the account (its tokens stop working at once); the deleted one, or null if none. */
   remove(name: string, tx?: Tx): Promise<ServiceAccount | null>;
   /** The account of a client id, with the hashes its secret may match now (the current one, and the previous during the overlap). */
@@ -194,8 +209,8 @@ export interface ServiceAccountStore {
   ): Promise<{ account: ServiceAccount; secretHashes: string[] } | null>;
   /** An active account by id (every call with a service token asks: batched). */
   findActive(id: string, signal?: AbortSignal): Promise<ServiceAccount | null>;
-  /** The active account a client certificate names, by `<name>.service` or its certificate name. */
-  findByCertificateNames(names: readonly string[], signal?: AbortSignal): Promise<ServiceAccount | null>;
+  /** The active accounts (at most two) a client certificate's whole names name, by `<name>.service` or its certificate name. */
+  findByCertificateNames(names: readonly string[], signal?: AbortSignal): Promise<ServiceAccount[]>;
 }
 
 /** Attempt counters in storage shared by every instance (the rules: src/throttle.ts). */
@@ -235,6 +250,8 @@ export const AUDIT_EVENT_TYPES = [
   'service_account.created',
   'service_account.rotated',
   'service_account.deleted',
+  'service_account.secret_revoked',
+  'service_account.tokens_revoked',
   'service_token.issued',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -26,6 +26,7 @@ import { createTestDatabase } from './helpers/postgres.js';
 import { runCli, runUntilExit, spawnServer } from './helpers/process.js';
 import { ReflectionClient } from './helpers/reflection.js';
 import { expectCode, healthOf, newAccount, startTestServer, type TestServer } from './helpers/server.js';
+import { until } from './helpers/wait.js';
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(
@@ -185,35 +186,105 @@ describe('transport security and service identity', function () {
       );
     });
 
-    it('refuses a connection without a client certificate, or with one of another CA (GRPC_TLS_CLIENT_AUTH=require)', async () => {
-      for (const c of [mtls(), mtls(stranger)]) {
+    it('with GRPC_TLS_CLIENT_AUTH=require, refuses a connection without a client certificate, or with one of another CA', async () => {
+      const required = await startTestServer({
+        GRPC_TLS_CERT_FILE: server.cert,
+        GRPC_TLS_KEY_FILE: server.key,
+        GRPC_TLS_CLIENT_CA_FILE: ca.cert,
+        GRPC_TLS_CLIENT_AUTH: 'require',
+      });
+      try {
+        for (const files of [undefined, stranger]) {
+          const c = connect(required.address, {
+            deadlineMs: 3000,
+            tls: {
+              ca: fs.readFileSync(ca.cert),
+              ...(files ? { cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) } : {}),
+            },
+          });
+          await expectCode(
+            c.auth.login({ email: 'a@example.com', password: 'whatever it is' }),
+            Code.UNAVAILABLE,
+          );
+          c.close();
+        }
+      } finally {
+        await required.stop();
+      }
+    });
+
+    it('by default (GRPC_TLS_CLIENT_AUTH=optional) lets end users in without a certificate; they, and a certificate of another CA, then need a token', async () => {
+      for (const files of [undefined, stranger]) {
+        const c = mtls(files);
+        const reg = await c.auth.register(newAccount('opt'));
+        expect(reg.user?.id).to.be.a('string');
         await expectCode(
-          c.auth.login({ email: 'a@example.com', password: 'whatever it is' }),
-          Code.UNAVAILABLE,
+          c.users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } }),
+          Code.UNAUTHENTICATED,
+          /missing credentials/,
         );
         c.close();
       }
     });
 
-    it('with GRPC_TLS_CLIENT_AUTH=optional, accepts a connection without a certificate, which then needs a token', async () => {
-      const optional = await startTestServer(
-        {
-          GRPC_TLS_CERT_FILE: server.cert,
-          GRPC_TLS_KEY_FILE: server.key,
-          GRPC_TLS_CLIENT_CA_FILE: ca.cert,
-          GRPC_TLS_CLIENT_AUTH: 'optional',
-        },
-        { client: { tls: { ca: fs.readFileSync(ca.cert) } } },
-      );
-      try {
-        const reg = await optional.client.auth.register(newAccount('opt'));
-        await expectCode(
-          optional.client.users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } }),
-          Code.UNAUTHENTICATED,
-        );
-      } finally {
-        await optional.stop();
+    it('matches a whole CN or DNS SAN only: a longer, shorter or suffixed name is no account', async () => {
+      const reg = await s.client.auth.register(newAccount('whole'));
+      const getUser = (c: ReturnType<typeof mtls>) =>
+        c.users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } });
+      const viaCn = await ca.issue('billing-cn', { cn: 'billing.service', client: true });
+      const c = mtls(viaCn);
+      expect((await getUser(c)).id, 'the subject CN alone').to.equal(reg.user?.id);
+      c.close();
+      const lookalikes: [string, { names?: string[]; cn?: string }][] = [
+        ['sub', { names: ['evil.billing.service'] }],
+        ['suffixed', { names: ['billing.service.evil.example'] }],
+        ['prefixed', { names: ['xbilling.service'] }],
+        ['bare', { names: ['billing'] }],
+        ['wildcard', { names: ['*.service'] }],
+        ['cn-suffix', { cn: 'attacker.billing.service' }],
+      ];
+      for (const [label, names] of lookalikes) {
+        const files = await ca.issue(`lookalike-${label}`, { ...names, client: true });
+        const lookalike = mtls(files);
+        await expectCode(getUser(lookalike), Code.UNAUTHENTICATED, /names no service account/);
+        lookalike.close();
       }
+    });
+
+    it('refuses a certificate naming two accounts, or without the clientAuth extended key usage', async () => {
+      const made = await runCli(
+        ['service-account', 'create', 'crm', '--scopes', 'users.read', '--cert-name', 'crm.internal.example'],
+        { DATABASE_URL: s.db.url },
+      );
+      expect(made.code, made.output).to.equal(0);
+      const reg = await s.client.auth.register(newAccount('two'));
+      const getUser = (files: { cert: string; key: string }) => {
+        const c = mtls(files);
+        return getUserOn(c).finally(() => c.close());
+      };
+      const getUserOn = (c: ReturnType<typeof mtls>) =>
+        c.users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } });
+      const crm = await ca.issue('crm', { names: ['crm.internal.example'], client: true });
+      expect((await getUser(crm)).id, 'its --cert-name').to.equal(reg.user?.id);
+      const both = await ca.issue('billing-and-crm', {
+        names: ['billing.service', 'crm.internal.example'],
+        client: true,
+      });
+      await expectCode(getUser(both), Code.UNAUTHENTICATED, /more than one service account/);
+      const cnAndSan = await ca.issue('cn-and-san', {
+        cn: 'billing.service',
+        names: ['crm.service'],
+        client: true,
+      });
+      await expectCode(getUser(cnAndSan), Code.UNAUTHENTICATED, /more than one service account/);
+      const noUsage = await ca.issue('billing-no-eku', {
+        names: ['billing.service'],
+        extendedKeyUsage: null,
+      });
+      await expectCode(getUser(noUsage), Code.UNAUTHENTICATED, /clientAuth/);
+      // a server certificate is not a client one (TLS itself does not verify it as a client's)
+      const serverOnly = await ca.issue('billing-server-eku', { names: ['billing.service'] });
+      await expectCode(getUser(serverOnly), Code.UNAUTHENTICATED);
     });
   });
 
@@ -380,6 +451,55 @@ describe('transport security and service identity', function () {
       await expectCode(issue(second.client_secret), Code.UNAUTHENTICATED);
     });
 
+    it('revoke-secret ends the previous secret at once, even one still in its rotation overlap', async () => {
+      const first = await create('leaky', 'users.read');
+      const json = (output: string) =>
+        JSON.parse(output.slice(output.indexOf('{'), output.lastIndexOf('}') + 1)) as typeof first;
+      const rotated = await cli(['rotate', 'leaky']);
+      const second = json(rotated.output);
+      const issue = (secret: string) =>
+        s.client.auth.issueServiceToken({ clientId: first.client_id, clientSecret: secret });
+      expect(await codeOf(issue(first.client_secret)), 'in the overlap').to.equal('OK');
+      const revoked = await cli(['revoke-secret', 'leaky']);
+      expect(revoked.code, revoked.output).to.equal(0);
+      const third = json(revoked.output);
+      expect(third.client_id).to.equal(first.client_id);
+      await expectCode(issue(first.client_secret), Code.UNAUTHENTICATED, /^invalid client credentials$/);
+      await expectCode(issue(second.client_secret), Code.UNAUTHENTICATED, /^invalid client credentials$/);
+      expect(await codeOf(issue(third.client_secret))).to.equal('OK');
+      expect((await cli(['revoke-secret', 'nobody'])).code, 'no such account').to.not.equal(0);
+    });
+
+    it('revoke-tokens ends every token already issued to the account at once (RPCs and ValidateToken); new ones work', async () => {
+      const svc = await create('compromised', 'users.read');
+      const gateway = await create('gateway-2', 'tokens.introspect');
+      const gw = connect(s.address, {
+        service: { clientId: gateway.client_id, clientSecret: gateway.client_secret },
+      });
+      const issue = async () =>
+        (await s.client.auth.issueServiceToken({ clientId: svc.client_id, clientSecret: svc.client_secret }))
+          .accessToken;
+      const reg = await s.client.auth.register(newAccount('revtok'));
+      const getUser = (token: string) =>
+        codeOf(
+          s.client.withToken(token).users.getUser({ lookup: { $case: 'id', value: reg.user?.id ?? '' } }),
+        );
+      const active = async (token: string) => (await gw.auth.validateToken({ accessToken: token })).active;
+      const old = await issue();
+      expect(await getUser(old), 'before (and now in the read cache)').to.equal('OK');
+      expect(await active(old)).to.equal(true);
+      const revoked = await cli(['revoke-tokens', 'compromised']);
+      expect(revoked.code, revoked.output).to.equal(0);
+      // the operator command is another process: the server hears of it by the cache notice
+      await until('the old token refused', async () => (await getUser(old)) === 'UNAUTHENTICATED', 10_000);
+      expect(await active(old), 'ValidateToken').to.equal(false);
+      const fresh = await issue();
+      expect(await getUser(fresh), 'a token issued afterwards').to.equal('OK');
+      expect(await active(fresh)).to.equal(true);
+      expect(await getUser(old), 'still refused').to.equal('UNAUTHENTICATED');
+      gw.close();
+    });
+
     it('throttles wrong client secrets per client id and address like Logins', async () => {
       const svc = await create('throttled', 'users.read');
       const wrong = () =>
@@ -472,7 +592,7 @@ describe('transport security and service identity', function () {
           ...SECRET,
           JWT_ALGORITHM: 'ES256',
           JWT_PRIVATE_KEY_FILE: newKey.priv,
-          JWT_PREVIOUS_PUBLIC_KEY_FILES: oldKey.pub,
+          JWT_PREVIOUS_PUBLIC_KEY_FILES: `${oldKey.pub}@${new Date().toISOString()}`,
         },
         { database: first.db },
       );

@@ -1,9 +1,13 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { Code } from '../src/client.js';
 import { DEV_SECRET_KEY } from '../src/config.js';
+import { runCli } from './helpers/process.js';
 import { expectCode, newAccount, startTestServer, type TestServer } from './helpers/server.js';
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -128,6 +132,25 @@ describe('bearer authentication on UserService', () => {
       () => sign({}, DEV_SECRET_KEY, { ...claims(), sid: '00000000-0000-4000-8000-000000000000' }),
     ],
     ['not a JWT at all', () => 'hello'],
+    // lifetimes (exp - iat) beyond ACCESS_TOKEN_EXPIRE_MINUTES (30) and the 60 s clock skew
+    ['living 32 minutes', () => sign({ expiresIn: 32 * 60 })],
+    [
+      'expiring in 2100',
+      () => sign({ expiresIn: Math.floor(Date.UTC(2100, 0, 1) / 1000 - Date.now() / 1000) }),
+    ],
+    [
+      'issued in the future',
+      () => {
+        const iat = Math.floor(Date.now() / 1000) + 600;
+        return jwt.sign({ ...claims(), iat, exp: iat + 60 }, DEV_SECRET_KEY, {
+          algorithm: 'HS256',
+          keyid: kid,
+          subject: userId,
+          issuer: 'connectsphere-auth',
+          audience: 'connectsphere',
+        });
+      },
+    ],
   ];
   for (const [name, make] of rejected) {
     it(`rejects a token ${name} with UNAUTHENTICATED`, async () => {
@@ -136,8 +159,115 @@ describe('bearer authentication on UserService', () => {
     });
   }
 
+  it('accepts a token living exactly ACCESS_TOKEN_EXPIRE_MINUTES, and checks a service token against SERVICE_TOKEN_EXPIRE_MINUTES', async () => {
+    expect((await getWith(sign({ expiresIn: 30 * 60 }))).id).to.equal(userId);
+    const made = await runCli(['service-account', 'create', 'lifetimes', '--scopes', 'users.read'], {
+      DATABASE_URL: s.db.url,
+    });
+    expect(made.code, made.output).to.equal(0);
+    const [account] = await s.sql("SELECT id FROM service_accounts WHERE name = 'lifetimes'");
+    const service = (minutes: number) =>
+      s.client.users.getUser(
+        { lookup: { $case: 'id', value: userId } },
+        {
+          token: jwt.sign({ scope: 'users.read', svc: 'lifetimes', token_use: 'service' }, DEV_SECRET_KEY, {
+            algorithm: 'HS256',
+            keyid: kid,
+            subject: account?.id as string,
+            issuer: 'connectsphere-auth',
+            audience: 'connectsphere',
+            expiresIn: minutes * 60,
+          }),
+        },
+      );
+    expect((await service(15)).id, 'SERVICE_TOKEN_EXPIRE_MINUTES (15)').to.equal(userId);
+    await expectCode(service(30), Code.UNAUTHENTICATED, /invalid or expired access token/);
+  });
+
   it('rejects a refresh token used as an access token', async () => {
     const reg = await s.client.auth.register(newAccount());
     await expectCode(getWith(reg.tokens?.refreshToken), Code.UNAUTHENTICATED);
+  });
+});
+
+describe('tokens of a retired signing key (JWT_PREVIOUS_PUBLIC_KEY_FILES=<file>@<retirement>)', () => {
+  let s: TestServer;
+  let dir: string;
+  let oldPrivate: KeyObject;
+  let newPrivate: KeyObject;
+  let oldKid: string;
+  let newKid: string;
+  let user: { id: string; email: string; sid: string };
+  const now = () => Math.floor(Date.now() / 1000);
+  const retiredAt = now() - 600;
+  const forge = (key: KeyObject, keyid: string, iat: number, exp: number) =>
+    jwt.sign(
+      { email: user.email, roles: ['user'], sid: user.sid, token_use: 'access', iat, exp },
+      key.export({ type: 'pkcs8', format: 'pem' }) as string,
+      {
+        algorithm: 'ES256',
+        keyid,
+        subject: user.id,
+        issuer: 'connectsphere-auth',
+        audience: 'connectsphere',
+      },
+    );
+  const outcome = async (token: string) => {
+    const active = (await s.client.auth.validateToken({ accessToken: token })).active;
+    const call = await s.client.users.getUser({ lookup: { $case: 'id', value: user.id } }, { token }).then(
+      () => 'OK',
+      (e: { code: number }) => Code[e.code],
+    );
+    return { active, call };
+  };
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-retired-'));
+    const pair = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const [old, current] = [pair(), pair()];
+    oldPrivate = old.privateKey;
+    newPrivate = current.privateKey;
+    fs.writeFileSync(path.join(dir, 'old.pub'), old.publicKey.export({ type: 'spki', format: 'pem' }));
+    fs.writeFileSync(path.join(dir, 'new.key'), current.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    s = await startTestServer({
+      JWT_ALGORITHM: 'ES256',
+      JWT_PRIVATE_KEY_FILE: path.join(dir, 'new.key'),
+      JWT_PREVIOUS_PUBLIC_KEY_FILES: `${path.join(dir, 'old.pub')}@${new Date(retiredAt * 1000).toISOString()}`,
+    });
+    const acct = newAccount('retired');
+    const reg = await s.client.auth.register(acct);
+    const token = reg.tokens?.accessToken ?? '';
+    newKid = jwt.decode(token, { complete: true })?.header.kid as string;
+    oldKid = (await s.client.auth.getJwks({})).keys.map((k) => k.kid).find((k) => k !== newKid) as string;
+    user = { id: reg.user?.id ?? '', email: acct.email, sid: (jwt.decode(token) as { sid: string }).sid };
+  });
+  after(async () => {
+    await s?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts a token the old key signed before its retirement, within its lifetime', async () => {
+    const iat = retiredAt - 300;
+    expect(await outcome(forge(oldPrivate, oldKid, iat, iat + 30 * 60))).to.deep.equal({
+      active: true,
+      call: 'OK',
+    });
+  });
+
+  it('refuses one it signed before its retirement but expiring in 2100', async () => {
+    const token = forge(oldPrivate, oldKid, retiredAt - 300, Math.floor(Date.UTC(2100, 0, 1) / 1000));
+    expect(await outcome(token)).to.deep.equal({ active: false, call: 'UNAUTHENTICATED' });
+  });
+
+  it('refuses one it signed after its retirement, which the current key may still sign', async () => {
+    const iat = now() - 60;
+    expect(await outcome(forge(oldPrivate, oldKid, iat, iat + 600))).to.deep.equal({
+      active: false,
+      call: 'UNAUTHENTICATED',
+    });
+    expect(await outcome(forge(newPrivate, newKid, iat, iat + 600))).to.deep.equal({
+      active: true,
+      call: 'OK',
+    });
   });
 });

@@ -29,6 +29,7 @@ import type {
   UserRecord,
   UserStore,
 } from '../../src/ports.js';
+import { serviceTokenRevoked } from '../../src/ports.js';
 import type { PasswordStrength } from '../../src/security/password-strength.js';
 import type { PasswordHasher } from '../../src/security/passwords.js';
 import type { CurrentPasswordCheck } from '../../src/security/reauth.js';
@@ -403,7 +404,7 @@ export function createAuthService(deps: AuthDeps) {
       const { caller } = verified;
       if (caller.kind === 'service') {
         const account = await serviceAccounts.findActive(caller.serviceId, signal);
-        if (!account) return { active: false };
+        if (!account || serviceTokenRevoked(account, caller)) return { active: false };
         return {
           active: true,
           tokenUse: 'service',

@@ -5,7 +5,8 @@
  *
  * A client secret is 256 random bits, shown once; only its SHA-256 is stored (a fast hash is enough
  * for a secret of that strength) and compared in constant time. A rotation keeps the previous
- * secret working for SERVICE_SECRET_OVERLAP_S so the service can switch without downtime.
+ * secret working for SERVICE_SECRET_OVERLAP_S so the service can switch without downtime;
+ * `revoke-secret` replaces it with none (a leaked secret), `revoke-tokens` ends every token issued so far.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { isScope, SCOPES, type Scope } from '../../src/caller.js';
@@ -68,7 +69,12 @@ export function createServiceAccountAdmin({
   operator: string;
 }) {
   const audited = <T extends ServiceAccount | null>(
-    type: 'service_account.created' | 'service_account.rotated' | 'service_account.deleted',
+    type:
+      | 'service_account.created'
+      | 'service_account.rotated'
+      | 'service_account.deleted'
+      | 'service_account.secret_revoked'
+      | 'service_account.tokens_revoked',
     change: (tx: Tx) => Promise<T>,
   ) =>
     transactions.run(async (tx) => {
@@ -149,6 +155,38 @@ export function createServiceAccountAdmin({
         scopes: account.scopes,
         previous_secret_valid_for_s: secretOverlapS,
       };
+    },
+
+    /** A new secret; the previous one (and one still in a rotation's overlap) stops at once: for a secret that leaked. */
+    async revokeSecret(name: string): Promise<NewCredentials> {
+      const secret = newSecret();
+      const account = await audited('service_account.secret_revoked', (tx) =>
+        accounts.revokeSecret(name, hashSecret(secret).toString('hex'), tx),
+      );
+      if (!account) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      return {
+        name: account.name,
+        client_id: account.clientId,
+        client_secret: secret,
+        scopes: account.scopes,
+      };
+    },
+
+    /**
+     * Ends every service token issued to the account so far: those issued (`iat`, whole seconds) at
+     * or before the second of the revocation are refused by every instance (each checks the account
+     * on every call; the cache notice drops it everywhere). Returns once that second is over, so a
+     * token issued afterwards is newer and works.
+     */
+    async revokeTokens(name: string): Promise<{ name: string; tokens_valid_after: string }> {
+      const account = await audited('service_account.tokens_revoked', (tx) =>
+        accounts.revokeTokens(name, tx),
+      );
+      if (!account) throw notFound(`no service account named ${name.slice(0, 100)}`);
+      const after = account.tokensValidAfter ?? Math.floor(Date.now() / 1000);
+      const wait = (after + 1) * 1000 - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 2000)));
+      return { name: account.name, tokens_valid_after: new Date(after * 1000).toISOString() };
     },
 
     /** Deletes the account: its tokens stop working at once (every call checks the account). */

@@ -122,6 +122,16 @@ export function cachedStores(
       if (account) evictAfter(tx, `a:${account.id}`);
       return account;
     },
+    async revokeSecret(name, secretHash, tx) {
+      const account = await serviceAccounts.revokeSecret(name, secretHash, tx);
+      if (account) evictAfter(tx, `a:${account.id}`);
+      return account;
+    },
+    async revokeTokens(name, tx) {
+      const account = await serviceAccounts.revokeTokens(name, tx);
+      if (account) evictAfter(tx, `a:${account.id}`);
+      return account;
+    },
     async remove(name, tx) {
       const account = await serviceAccounts.remove(name, tx);
       if (account) evictAfter(tx, `a:${account.id}`);

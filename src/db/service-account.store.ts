@@ -6,13 +6,19 @@ import { type BatcherOptions, createBatcher } from './batcher.js';
 import type { Database } from './database.js';
 
 const COLUMNS = `id, name, client_id AS "clientId", scopes, cert_name AS "certName",
-  created_at AS "createTime", rotated_at AS "rotateTime"`;
+  created_at AS "createTime", rotated_at AS "rotateTime",
+  extract(epoch FROM tokens_valid_after)::float8 AS "tokensValidAfter"`;
 
-type Row = Omit<ServiceAccount, 'rotateTime' | 'scopes'> & { rotateTime: Date | null; scopes: string[] };
-const toAccount = ({ rotateTime, scopes, ...r }: Row): ServiceAccount => ({
+type Row = Omit<ServiceAccount, 'rotateTime' | 'scopes' | 'tokensValidAfter'> & {
+  rotateTime: Date | null;
+  scopes: string[];
+  tokensValidAfter: number | null;
+};
+const toAccount = ({ rotateTime, scopes, tokensValidAfter, ...r }: Row): ServiceAccount => ({
   ...r,
   scopes: scopes as Scope[],
   rotateTime: rotateTime ?? undefined,
+  ...(tokensValidAfter === null ? {} : { tokensValidAfter }),
 });
 
 export function createServiceAccountStore(db: Database, batching: BatcherOptions): ServiceAccountStore {
@@ -64,6 +70,27 @@ export function createServiceAccountStore(db: Database, batching: BatcherOptions
       return row ? toAccount(row) : null;
     },
 
+    async revokeSecret(name, secretHash, tx) {
+      const [row] = await db.select<Row>(
+        `UPDATE service_accounts SET secret_hash = $2, previous_secret_hash = NULL,
+           previous_secret_expires_at = NULL, rotated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
+        [name, secretHash],
+        { tx },
+      );
+      return row ? toAccount(row) : null;
+    },
+
+    async revokeTokens(name, tx) {
+      const [row] = await db.select<Row>(
+        `UPDATE service_accounts SET tokens_valid_after = date_trunc('second', now())
+         WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
+        [name],
+        { tx },
+      );
+      return row ? toAccount(row) : null;
+    },
+
     async remove(name, tx) {
       const [row] = await db.select<Row>(
         `UPDATE service_accounts SET deleted_at = now() WHERE name = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
@@ -88,15 +115,16 @@ export function createServiceAccountStore(db: Database, batching: BatcherOptions
 
     findActive: async (id, signal) => (await active(id, signal)) ?? null,
 
-    async findByCertificateNames(names, signal) {
-      const [row] = await db.read<Row>(
-        `SELECT ${COLUMNS} FROM service_accounts
-         WHERE deleted_at IS NULL AND (name || '.service' = ANY($1::text[]) OR cert_name = ANY($1::text[]))
-         ORDER BY name LIMIT 1`,
-        [names],
-        signal,
-      );
-      return row ? toAccount(row) : null;
-    },
+    // whole names only (= ANY, never LIKE or a suffix); two rows are enough to refuse the certificate
+    findByCertificateNames: async (names, signal) =>
+      (
+        await db.read<Row>(
+          `SELECT ${COLUMNS} FROM service_accounts
+           WHERE deleted_at IS NULL AND (name || '.service' = ANY($1::text[]) OR cert_name = ANY($1::text[]))
+           ORDER BY name LIMIT 2`,
+          [names],
+          signal,
+        )
+      ).map(toAccount),
   };
 }

@@ -11,6 +11,7 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { type ClientCertificate, clientCertificateOf } from '../security/authenticator.js';
 import {
   type CallContext,
   compose,
@@ -41,17 +42,10 @@ export type ServiceHandlers<S extends Record<string, UnaryMethod>, P extends Pol
   ) => Promise<Parameters<S[K]['responseSerialize']>[0]>;
 };
 
-/** The subject CN and DNS names of the client certificate mutual TLS verified (grpc-js reports only verified ones). */
-function certificateNames(call: ServerUnaryCall<unknown, unknown>): string[] {
+/** The client certificate mutual TLS verified (grpc-js reports only verified ones): its names and purpose. */
+function certificateOf(call: ServerUnaryCall<unknown, unknown>): ClientCertificate | undefined {
   const cert = call.getAuthContext?.().sslPeerCertificate;
-  if (!cert) return [];
-  const cn = cert.subject?.CN;
-  const dns = (cert.subjectaltname ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4));
-  return [...new Set([...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...dns])];
+  return cert ? clientCertificateOf(cert) : undefined;
 }
 
 const USER_AGENT_MAX = 256;
@@ -100,7 +94,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         signal: controller.signal,
         peer: call.getPeer(),
         clientAddress: '',
-        certificateNames: certificateNames(call),
+        certificate: certificateOf(call),
         caller: undefined,
         live: true,
         requestId: '',

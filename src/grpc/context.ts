@@ -6,6 +6,7 @@
  */
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { Caller, UserCaller } from '../caller.js';
+import type { ClientCertificate } from '../security/authenticator.js';
 import type { CallPolicy } from './policy.js';
 
 export interface MethodInfo {
@@ -25,8 +26,8 @@ export interface CallContext {
   readonly peer: string;
   /** Where the call comes from (the client address step; see TRUSTED_PROXIES). */
   clientAddress: string;
-  /** The subject CN and DNS names of the client certificate, when mutual TLS verified one. */
-  readonly certificateNames: readonly string[];
+  /** The client certificate's names and purpose, when mutual TLS verified one. */
+  readonly certificate: ClientCertificate | undefined;
   /** Set by the authentication step for bearer methods. */
   caller: Caller | undefined;
   /** True once the caller's login session is proven live (always for public methods). */

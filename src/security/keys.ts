@@ -2,7 +2,8 @@
  * The keys that sign and verify access tokens. JWT_ALGORITHM=HS256 signs with a key derived from
  * SECRET_KEY; ES256 (P-256) or EdDSA (Ed25519) sign with JWT_PRIVATE_KEY_FILE, whose public half,
  * with the JWT_PREVIOUS_PUBLIC_KEY_FILES still accepted during a rotation, makes the JWK Set other
- * services verify tokens with. Every key has a `kid`: the RFC 7638 thumbprint of its public JWK (for
+ * services verify tokens with. Each previous key is given with the time it was retired
+ * (`old.pub@2026-12-07T10:00:00Z`, when the new key began signing): its tokens issued later are refused. Every key has a `kid`: the RFC 7638 thumbprint of its public JWK (for
  * the HS key, of a value derived from it, which reveals nothing of it). Each key is tied to one
  * algorithm, so a token's header can never choose how it is checked.
  */
@@ -24,6 +25,8 @@ export interface VerificationKey {
   kid: string;
   alg: JwtAlgorithm;
   key: KeyObject;
+  /** A previous key's retirement, seconds since the epoch: a token it signed must be issued (`iat`) no later. */
+  retiredAt?: number;
 }
 
 export interface KeyRing {
@@ -69,6 +72,25 @@ const readPem = (file: string, variable: string) => {
   }
 };
 
+/**
+ * One JWT_PREVIOUS_PUBLIC_KEY_FILES entry: `<file>@<retirement time>`, the time in ISO 8601 with a
+ * zone (`2026-12-07T10:00:00Z`); the part after the last `@` is the time.
+ */
+export function parsePreviousKey(entry: string): { file: string; retiredAt: number } {
+  const at = entry.lastIndexOf('@');
+  const when = at < 0 ? '' : entry.slice(at + 1).trim();
+  const file = at < 0 ? entry : entry.slice(0, at).trim();
+  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(when)
+    ? Date.parse(when)
+    : Number.NaN;
+  if (!file || Number.isNaN(ms)) {
+    throw new KeyError(
+      `JWT_PREVIOUS_PUBLIC_KEY_FILES: "${entry.slice(0, 120)}" needs the key's retirement time: <file>@<when the new key began signing>, e.g. old.pub@2026-12-07T10:00:00Z`,
+    );
+  }
+  return { file, retiredAt: Math.floor(ms / 1000) };
+}
+
 export async function loadKeyRing(config: KeyConfig): Promise<KeyRing> {
   const verification = new Map<string, VerificationKey>();
   const jwks: JWK[] = [];
@@ -98,9 +120,10 @@ export async function loadKeyRing(config: KeyConfig): Promise<KeyRing> {
     verification.set(kid, { kid, alg, key: createPublicKey(key) });
     jwks.push(jwk);
   }
-  for (const file of config.JWT_PREVIOUS_PUBLIC_KEY_FILES.split(',')
+  for (const entry of config.JWT_PREVIOUS_PUBLIC_KEY_FILES.split(',')
     .map((f) => f.trim())
     .filter(Boolean)) {
+    const { file, retiredAt } = parsePreviousKey(entry);
     let key: KeyObject;
     try {
       key = createPublicKey(readPem(file, 'JWT_PREVIOUS_PUBLIC_KEY_FILES'));
@@ -111,7 +134,7 @@ export async function loadKeyRing(config: KeyConfig): Promise<KeyRing> {
     const alg = algorithmOf(key, `JWT_PREVIOUS_PUBLIC_KEY_FILES (${file})`);
     const { kid, jwk } = await publicJwk(key, alg);
     if (!verification.has(kid)) {
-      verification.set(kid, { kid, alg, key });
+      verification.set(kid, { kid, alg, key, retiredAt });
       jwks.push(jwk);
     }
   }

@@ -4,6 +4,9 @@
  * service account's carries `scope` (space-separated, as OAuth) and `svc` (its name), and has no
  * refresh token. Verification picks the key by `kid` and accepts only that key's algorithm: a token
  * naming another algorithm (HS256 signed with a public key as the secret, `none`, ...) is refused.
+ * A token whose lifetime (`exp - iat`) exceeds its kind's configured one (plus CLOCK_SKEW_S), issued
+ * in the future, or signed by a retired key (keys.ts) but issued after its retirement is refused, so
+ * a leaked old key cannot mint tokens that outlive the rotation.
  * Refresh tokens: 256 random bits, base64url; only their SHA-256 is stored.
  *
  * Signing and verification use jose (jsonwebtoken has no EdDSA); verified tokens are cached by
@@ -13,7 +16,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import { type Caller, isScope, type Scope, type ServiceCaller, type UserCaller } from '../caller.js';
 import type { AppConfig } from '../config.js';
-import type { KeyRing } from './keys.js';
+import type { KeyRing, VerificationKey } from './keys.js';
 
 /** A valid access token: who it was issued to (for a user, email and roles as of its issue) and its expiry. */
 export interface VerifiedToken {
@@ -41,6 +44,8 @@ export type TokenConfig = Pick<
 >;
 
 const VERIFIED_CACHE_MAX = 10_000;
+/** Clocks of the instances that sign and verify may differ this much (seconds). */
+export const CLOCK_SKEW_S = 60;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The caller a verified payload describes, or null when its claims do not have our shape. */
@@ -58,7 +63,14 @@ function callerOf(p: JWTPayload): Caller | null {
     if (typeof scope !== 'string' || typeof svc !== 'string') return null;
     const scopes = scope.split(' ').filter(Boolean);
     if (!scopes.every(isScope)) return null;
-    return { kind: 'service', serviceId: sub, name: svc, scopes: scopes as Scope[], via: 'token' };
+    return {
+      kind: 'service',
+      serviceId: sub,
+      name: svc,
+      scopes: scopes as Scope[],
+      via: 'token',
+      ...(typeof p.iat === 'number' ? { issuedAt: p.iat } : {}),
+    };
   }
   return null;
 }
@@ -86,17 +98,25 @@ export function createTokenService(config: TokenConfig, keys: KeyRing): TokenSer
   /** Full verification: the key its kid names, that key's algorithm only, iss, aud, exp, nbf, claim shapes. */
   const verify = async (token: string): Promise<VerifiedToken | null> => {
     try {
+      let used: VerificationKey | undefined;
       const { payload } = await jwtVerify(
         token,
         (header) => {
           const key = header.kid === undefined ? undefined : keys.verification.get(header.kid);
           if (!key || key.alg !== header.alg) throw new Error('no key for this kid and algorithm');
+          used = key;
           return key.key;
         },
         { issuer, audience, algorithms, requiredClaims: ['exp', 'sub', 'iat'] },
       );
       const caller = callerOf(payload);
-      return caller && typeof payload.exp === 'number' ? { caller, exp: payload.exp } : null;
+      const { exp, iat } = payload;
+      if (!caller || typeof exp !== 'number' || typeof iat !== 'number') return null;
+      const lifetimeS = caller.kind === 'service' ? serviceTtlS : accessTtlS;
+      if (exp - iat > lifetimeS + CLOCK_SKEW_S) return null;
+      if (iat > Date.now() / 1000 + CLOCK_SKEW_S) return null;
+      if (used?.retiredAt !== undefined && iat > used.retiredAt) return null;
+      return { caller, exp };
     } catch {
       return null;
     }

@@ -23,7 +23,14 @@ export interface TestCa extends CertFiles {
    */
   issue(
     name: string,
-    options: { names?: string[]; cn?: string; client?: boolean; days?: number },
+    options: {
+      names?: string[];
+      cn?: string;
+      client?: boolean;
+      days?: number;
+      /** The extended key usage instead of `client`'s; null: no such extension at all. */
+      extendedKeyUsage?: string | null;
+    },
   ): Promise<CertFiles>;
   remove(): void;
 }
@@ -59,7 +66,7 @@ export async function createTestCa(label = 'ConnectSphere Test CA'): Promise<Tes
   return {
     ...ca,
     dir,
-    async issue(name, { names = [], cn, client = false, days = 2 }) {
+    async issue(name, { names = [], cn, client = false, days = 2, extendedKeyUsage }) {
       const files = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
       const csr = path.join(dir, `${name}.csr`);
       const ext = path.join(dir, `${name}.ext`);
@@ -79,7 +86,9 @@ export async function createTestCa(label = 'ConnectSphere Test CA'): Promise<Tes
       ]);
       const lines = [
         'basicConstraints=critical,CA:FALSE',
-        `extendedKeyUsage=${client ? 'clientAuth' : 'serverAuth'}`,
+        ...(extendedKeyUsage === null
+          ? []
+          : [`extendedKeyUsage=${extendedKeyUsage ?? (client ? 'clientAuth' : 'serverAuth')}`]),
         ...(names.length ? [`subjectAltName=${san(names)}`] : []),
       ];
       fs.writeFileSync(ext, `${lines.join('\n')}\n`);

@@ -350,6 +350,22 @@ export function createMemoryStores(clock: () => number = Date.now) {
       const { secretHash: _, deleted: __, previous: ___, ...out } = a;
       return out;
     },
+    async revokeSecret(name, secretHash) {
+      const a = live().find((x) => x.name === name);
+      if (!a) return null;
+      a.previous = undefined;
+      a.secretHash = secretHash;
+      a.rotateTime = new Date(clock());
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
+    async revokeTokens(name) {
+      const a = live().find((x) => x.name === name);
+      if (!a) return null;
+      a.tokensValidAfter = Math.floor(clock() / 1000);
+      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
+      return out;
+    },
     async remove(name) {
       const a = live().find((x) => x.name === name);
       if (!a) return null;
@@ -375,12 +391,12 @@ export function createMemoryStores(clock: () => number = Date.now) {
       return out;
     },
     async findByCertificateNames(names) {
-      const a = live().find(
-        (x) => names.includes(`${x.name}.service`) || (x.certName !== null && names.includes(x.certName)),
-      );
-      if (!a) return null;
-      const { secretHash: _, deleted: __, previous: ___, ...out } = a;
-      return out;
+      return live()
+        .filter(
+          (x) => names.includes(`${x.name}.service`) || (x.certName !== null && names.includes(x.certName)),
+        )
+        .slice(0, 2)
+        .map(({ secretHash: _, deleted: __, previous: ___, ...out }) => out);
     },
   };
 

@@ -42,7 +42,7 @@ function fakeAuthenticator() {
       if (caller.sessionId !== 'good') throw unauthenticated(BAD_ACCESS_TOKEN);
       return { ...caller, roles: ['user', 'admin'] };
     },
-    async fromCertificate(names) {
+    async fromCertificate({ names }) {
       if (!names.includes('billing.service')) throw unauthenticated('no service account');
       return { ...billing, via: 'certificate' };
     },
@@ -60,7 +60,7 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     signal: new AbortController().signal,
     peer: '127.0.0.1:5000',
     clientAddress: '127.0.0.1',
-    certificateNames: [],
+    certificate: undefined,
     caller: undefined,
     live: true,
     requestId: '',
@@ -202,7 +202,12 @@ describe('call pipeline: service accounts and introspection', () => {
       [mapErrors(logger), authenticate(authenticator, { introspectionRequired })],
       async (ctx) => ctx.caller,
     );
-    return outcome(composed({ ...context(policy, token), certificateNames: names }));
+    return outcome(
+      composed({
+        ...context(policy, token),
+        certificate: names.length ? { names, clientAuth: true } : undefined,
+      }),
+    );
   };
   const READ: CallPolicy = { auth: 'bearer', session: 'checked', services: ['users.read'] };
   const INTRO: CallPolicy = { auth: 'introspection' };

@@ -33,7 +33,7 @@ export function authenticate(
   const identify = async (ctx: CallContext): Promise<Caller | undefined> => {
     const token = bearerToken(ctx.metadata);
     if (token !== undefined) return authenticator.verify(token);
-    if (ctx.certificateNames.length) return authenticator.fromCertificate(ctx.certificateNames, ctx.signal);
+    if (ctx.certificate) return authenticator.fromCertificate(ctx.certificate, ctx.signal);
     return undefined;
   };
 
