@@ -9,13 +9,14 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { expect } from 'chai';
 import pg from 'pg';
+import { README, withGrants } from '../scripts/config-docs.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase } from '../src/db/database.js';
 import { tempDataDir } from '../src/db/embedded.js';
 import { pruneOnce } from '../src/db/housekeeping.js';
 import { applyMigrations } from '../src/db/migrate.js';
 import { type OpenedDatabase, openDatabase } from '../src/db/open.js';
-import { AUDIT_OWNER, checkPrivileges, grantStatements } from '../src/db/privileges.js';
+import { AUDIT_OWNER, checkPrivileges, grantStatements, REQUIRED } from '../src/db/privileges.js';
 import { HealthCheckResponse_ServingStatus as Serving } from '../src/gen/health/v1/health.js';
 import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
@@ -244,5 +245,12 @@ describe('the service role and the audit trail', () => {
       expect((await healthOf(s.address).check({ service: '' })).status).to.equal(Serving.SERVING);
       expect(s.logs.filter((l) => l.includes('GRANT'))).to.deep.equal([]);
     });
+  });
+
+  it("has the README's grant list generated from src/db/privileges.ts (npm run gen:config)", () => {
+    const readme = fs.readFileSync(README, 'utf8');
+    expect(readme, 'README.md database grants are stale: npm run gen:config').to.equal(withGrants(readme));
+    for (const grant of grantStatements('connectsphere_app')) expect(readme).to.include(grant);
+    expect(REQUIRED.some((r) => r.object === 'audit_events')).to.equal(true);
   });
 });
