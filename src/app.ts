@@ -19,6 +19,7 @@ import type { Database, PoolStats } from './db/database.js';
 import { startHousekeeping } from './db/housekeeping.js';
 import { CACHE_CHANNEL, startNoticeListener } from './db/listener.js';
 import { openDatabase } from './db/open.js';
+import { checkPrivileges } from './db/privileges.js';
 import { createServiceAccountStore } from './db/service-account.store.js';
 import { createSessionStore } from './db/session.store.js';
 import { createAttemptThrottle } from './db/throttle.store.js';
@@ -105,6 +106,24 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
     const opened = await openDatabase(config, logger, { poolObserver: metrics?.pool });
     cleanups.push(() => opened.close());
     const { db } = opened;
+    // The role's privileges on everything the code uses (src/db/privileges.ts), checked once: while
+    // one is missing the server runs NOT_SERVING; a restart after the GRANT checks again.
+    const privileges = await checkPrivileges(db);
+    const privilegesOk = privileges.grants.length === 0;
+    if (!privilegesOk) {
+      logger.error(
+        { role: privileges.role, grants: privileges.grants },
+        `the database role ${privileges.role} lacks privileges the service needs: NOT_SERVING; ` +
+          `run as the tables' owner, then restart: ${privileges.grants.join(' ')}`,
+      );
+    }
+    if (privileges.superuser || privileges.ownsAudit) {
+      logger[config.NODE_ENV === 'production' ? 'warn' : 'info'](
+        { role: privileges.role },
+        `the database role ${privileges.role} is ${privileges.superuser ? 'a superuser' : 'the owner of audit_events or its schema'}: ` +
+          'it could change or delete audit events; connect as a role with only the grants the README lists',
+      );
+    }
 
     const batchers = createBatcherRegistry();
     const batching = {
@@ -241,9 +260,11 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
         ? 'shutting down'
         : !serving
           ? 'starting'
-          : databaseUp
-            ? null
-            : 'the database cannot be reached';
+          : !privilegesOk
+            ? 'the database role lacks privileges (see the log)'
+            : databaseUp
+              ? null
+              : 'the database cannot be reached';
     const ops =
       serveOps && config.OPS_PORT > 0 && metrics
         ? await startOpsServer(
@@ -302,10 +323,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
         },
       ],
     });
-    server.setServing(true);
+    server.setServing(privilegesOk);
     serving = true;
-    logger.info({ port: server.port }, 'SERVING');
-    options.onReadiness?.(true);
+    logger.info({ port: server.port }, privilegesOk ? 'SERVING' : 'NOT_SERVING (database privileges)');
+    options.onReadiness?.(privilegesOk);
 
     // Health follows the database: NOT_SERVING while it cannot be reached, SERVING again when it can.
     const watchdog = createWatchdog(
@@ -314,8 +335,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       (up) => {
         if (stopping || up === databaseUp) return;
         databaseUp = up;
-        server.setServing(up);
-        options.onReadiness?.(up);
+        server.setServing(up && privilegesOk);
+        options.onReadiness?.(up && privilegesOk);
         if (up) logger.info('database reachable again: SERVING');
         else logger.warn('database unreachable: NOT_SERVING');
       },

@@ -325,7 +325,7 @@ export const CONFIG_SCHEMA = {
   ),
   PRUNE_INTERVAL_S: int('How often the housekeeping job runs (0: never)', 3_600, 0, 604_800),
   AUDIT_RETENTION_DAYS: int(
-    'Audit events older than this many days are deleted by the housekeeping job',
+    'Audit events older than this many days are deleted by the housekeeping job (never those younger than the floor in the audit_settings table, 30 days unless a superuser changes it)',
     365,
     1,
     36_500,

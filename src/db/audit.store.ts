@@ -1,7 +1,8 @@
 /**
  * The audit trail in `audit_events` (migration 0002): an append-only table; its triggers refuse
- * UPDATE and TRUNCATE, and DELETE except from the retention prune (housekeeping.ts), which says so
- * with a transaction-local setting. `record` writes in the caller's transaction when given one, so
+ * UPDATE and TRUNCATE, and DELETE except from the retention function `audit_events_prune`
+ * (migration 0005, called by housekeeping.ts). The table belongs to another role: the service role
+ * may only INSERT and SELECT here (src/db/privileges.ts). `record` writes in the caller's transaction when given one, so
  * an event commits or rolls back with the change it records.
  */
 import type { AuditEvent, AuditLog, AuditRecord } from '../ports.js';

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { AUDIT_OWNER, AUDIT_PRUNE_FUNCTION, auditOwnerStatements } from './privileges.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,6 +26,11 @@ export interface EmbeddedPostgres {
   readonly adminUrl: string;
   readonly port: number;
   readonly pid: number;
+  /**
+   * Once migrated: hands the audit trail to its owner role and gives the service role only what it
+   * needs there (the one-time SQL of migration 0005, run as the superuser; idempotent).
+   */
+  secureAuditTrail(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -222,18 +228,20 @@ async function waitUntilReady(url: string, child: ChildProcess, stderrTail: () =
   }
 }
 
+async function connect(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {}); // a failure surfaces through the awaited calls
+  await client.connect();
+  return client;
+}
+
 /**
  * The service's role and database: the role is created (or its password reset to the one in
  * DATA_DIR) without superuser, CREATEDB or CREATEROLE; it owns the application database and every
- * table in it (tables made by an older version as the superuser are handed over).
+ * table in it (tables made by an older version as the superuser are handed over) except the audit
+ * trail's, which belong to connectsphere_audit_owner (see secureAuditTrail).
  */
 async function ensureAppDatabase(adminUrl: string, appPassword: string): Promise<void> {
-  const connect = async (url: string) => {
-    const client = new pg.Client({ connectionString: url });
-    client.on('error', () => {}); // a failure surfaces through the awaited calls below
-    await client.connect();
-    return client;
-  };
   const admin = await connect(adminUrl.replace(`/${APP_DATABASE}`, '/postgres'));
   try {
     const secret = admin.escapeLiteral(appPassword);
@@ -257,7 +265,7 @@ async function ensureAppDatabase(adminUrl: string, appPassword: string): Promise
     await inDatabase.query(`DO $$ DECLARE r record; BEGIN
       FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'p')
-                 AND pg_get_userbyid(c.relowner) <> '${APP_ROLE}' LOOP
+                 AND pg_get_userbyid(c.relowner) NOT IN ('${APP_ROLE}', '${AUDIT_OWNER}') LOOP
         EXECUTE format(CASE r.relkind WHEN 'S' THEN 'ALTER SEQUENCE %I OWNER TO ${APP_ROLE}'
                                       WHEN 'v' THEN 'ALTER VIEW %I OWNER TO ${APP_ROLE}'
                                       ELSE 'ALTER TABLE %I OWNER TO ${APP_ROLE}' END, r.relname);
@@ -269,6 +277,26 @@ async function ensureAppDatabase(adminUrl: string, appPassword: string): Promise
 
 /** PostgreSQL's log lines about one failed statement (and their continuation lines). */
 export const QUERY_ERROR_LINE = /^\s|\] (ERROR|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|WHERE):/;
+
+/** See EmbeddedPostgres.secureAuditTrail. */
+async function secureAuditTrail(adminUrl: string): Promise<void> {
+  const client = await connect(adminUrl);
+  try {
+    const { rows } = await client.query<{ migrated: boolean; secured: boolean }>(
+      `SELECT to_regprocedure('public.${AUDIT_PRUNE_FUNCTION}') IS NOT NULL AS migrated,
+              coalesce((SELECT pg_get_userbyid(c.relowner) = '${AUDIT_OWNER}'
+                                   AND pg_get_userbyid(n.nspowner) = '${AUDIT_OWNER}'
+                        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = to_regclass('public.audit_events')), false) AS secured`,
+    );
+    if (!rows[0]?.migrated || rows[0].secured) return;
+    await client.query('BEGIN');
+    for (const sql of auditOwnerStatements(APP_ROLE)) await client.query(sql);
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+}
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -393,6 +421,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     adminUrl,
     port,
     pid: child.pid ?? -1,
+    secureAuditTrail: () => secureAuditTrail(adminUrl),
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         process.removeListener('exit', onExit);

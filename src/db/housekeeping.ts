@@ -6,8 +6,9 @@
  * - sessions that ended, or whose every refresh token expired, more than PRUNE_AFTER_DAYS ago
  *   (their tokens go with them);
  * - throttle counters whose window and lock are both over;
- * - audit events older than AUDIT_RETENTION_DAYS (the one DELETE the table's trigger lets through:
- *   the transaction says so with `connectsphere.audit_prune`).
+ * - audit events older than AUDIT_RETENTION_DAYS, through `audit_events_prune` (migration 0005):
+ *   the service role may not delete audit rows itself, and the function never deletes events
+ *   younger than the floor in `audit_settings` (30 days), whatever retention it is asked for.
  * Only one instance works at a time: each batch runs under a transaction-level advisory lock, and an
  * instance that does not get it skips the round.
  */
@@ -33,8 +34,7 @@ const STATEMENTS = {
       SELECT key FROM login_throttle
       WHERE last_failure_at < now() - make_interval(secs => $1) AND (locked_until IS NULL OR locked_until < now())
       LIMIT ${BATCH})`,
-  auditEvents: `DELETE FROM audit_events WHERE id IN (
-      SELECT id FROM audit_events WHERE occurred_at < now() - make_interval(days => $1) LIMIT ${BATCH})`,
+  auditEvents: `SELECT audit_events_prune($1, ${BATCH}) AS deleted`,
 } as const;
 
 export type PruneCounts = Record<keyof typeof STATEMENTS, number> & { skipped: boolean };
@@ -62,8 +62,10 @@ export async function pruneOnce(db: Database, config: HousekeepingConfig): Promi
           { tx },
         );
         if (!lock?.ok) return -1;
-        if (kind === 'auditEvents')
-          await db.select("SELECT set_config('connectsphere.audit_prune', 'on', true)", [], { tx });
+        if (kind === 'auditEvents') {
+          const [row] = await db.select<{ deleted: number }>(STATEMENTS[kind], args[kind], { tx });
+          return row?.deleted ?? 0;
+        }
         return db.execute(STATEMENTS[kind], args[kind], { tx });
       });
       if (n < 0) return { ...counts, skipped: true };

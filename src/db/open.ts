@@ -79,6 +79,8 @@ export async function openDatabase(
     );
     try {
       const { applied, unknown } = await applyMigrations(schemaDb, { onProgress });
+      // the embedded database gives the audit trail to its owner role itself (migration 0005)
+      await embedded?.secureAuditTrail();
       if (unknown.length) {
         logger.warn(
           { unknown },
@@ -101,6 +103,7 @@ export async function openDatabase(
         if (applied.length) logger.info({ applied }, 'schema migrated');
         else logger.debug('schema up to date');
       }
+      await embedded?.secureAuditTrail();
     }
   } catch (err) {
     await close();
