@@ -118,12 +118,22 @@ describe('audit trail', () => {
       clientSecret: svc.client_secret,
     });
     expect((await cli(['rotate', 'audit-billing'])).code).to.equal(0);
+    const revokedSecret = await cli(['revoke-secret', 'audit-billing']);
+    expect(revokedSecret.code, revokedSecret.output).to.equal(0);
+    const replaced = JSON.parse(
+      revokedSecret.output.slice(
+        revokedSecret.output.indexOf('{'),
+        revokedSecret.output.lastIndexOf('}') + 1,
+      ),
+    ) as { client_secret: string };
+    expect((await cli(['revoke-tokens', 'audit-billing'])).code).to.equal(0);
     expect((await cli(['delete', 'audit-billing'])).code).to.equal(0);
     secrets.push(
       alice.password,
       newPassword,
       bob.password,
       svc.client_secret,
+      replaced.client_secret,
       issued.accessToken,
       ...[reg, first, second, third].flatMap((x) => [
         x.tokens?.accessToken ?? '',

@@ -199,7 +199,7 @@ describe('tokens of a retired signing key (JWT_PREVIOUS_PUBLIC_KEY_FILES=<file>@
   let newKid: string;
   let user: { id: string; email: string; sid: string };
   const now = () => Math.floor(Date.now() / 1000);
-  const retiredAt = now() - 600;
+  let retiredAt: number;
   const forge = (key: KeyObject, keyid: string, iat: number, exp: number) =>
     jwt.sign(
       { email: user.email, roles: ['user'], sid: user.sid, token_use: 'access', iat, exp },
@@ -222,6 +222,7 @@ describe('tokens of a retired signing key (JWT_PREVIOUS_PUBLIC_KEY_FILES=<file>@
   };
 
   before(async () => {
+    retiredAt = now() - 600;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-retired-'));
     const pair = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const [old, current] = [pair(), pair()];
