@@ -63,8 +63,8 @@ describe('new-password judge (zxcvbn patterns)', function () {
 
   it('refuses every one of 300 common-list passwords of 8 bytes or more, taken across the whole list', () => {
     // Digits cost zxcvbn's l33t matcher up to 0.3 s a password (each may stand for letters): a few
-    // entries with digits here, 300 without spread over the list (the whole list was measured once:
-    // see the README).
+    // entries with digits here, 300 without spread over the list. Measured once: the first 6,000 of
+    // the list's 17,950 entries of 8 bytes or more, digits included, were all refused.
     const list = common.dictionary['passwords-common'] as string[];
     const long = list.filter((p) => Buffer.byteLength(p) >= 8 && /^\D+$/.test(p));
     const step = Math.floor(long.length / 300);
