@@ -83,6 +83,8 @@ function charLog10(ch: string): number {
 }
 
 export function createPasswordJudge() {
+  // The list itself, whole: zxcvbn may explain a listed password more cheaply in pieces.
+  const listed = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
   const zxcvbn = new ZxcvbnFactory({
     dictionary: { ...common.dictionary, ...en.dictionary },
     graphs: common.adjacencyGraphs,
@@ -110,6 +112,9 @@ export function createPasswordJudge() {
   return {
     judge(password: string, userInputs: string[]): Verdict {
       const result = zxcvbn.check(password, userInputs);
+      if (listed.has(password.toLowerCase())) {
+        return { score: result.score, weakness: 'common password', guessesLog10: result.guessesLog10 };
+      }
       if (result.score >= PASS_SCORE) {
         return { score: result.score, weakness: null, guessesLog10: Number.POSITIVE_INFINITY };
       }
