@@ -64,11 +64,11 @@ module.exports = {
     {
       name: 'domain-core-depends-on-nothing',
       severity: 'error',
-      comment: 'The domain types and rules stand alone.',
-      from: { path: '^src/(ports|errors|caller|validation|throttle)[.]ts$' },
+      comment: 'The domain types and rules stand alone (src/text: the Unicode rules and data they use).',
+      from: { path: ['^src/(ports|errors|caller|validation|throttle)[.]ts$', '^src/text/'] },
       to: {
         path: '^(src|services|node_modules)/',
-        pathNot: '^src/(ports|errors|caller|validation|throttle)[.]ts$',
+        pathNot: ['^src/(ports|errors|caller|validation|throttle)[.]ts$', '^src/text/[^/]+[.]ts$'],
       },
     },
     {

@@ -6,6 +6,15 @@
  */
 import { domainToASCII, domainToUnicode } from 'node:url';
 import type { Violations } from './errors.js';
+import {
+  echo,
+  INVISIBLE_LETTER_RE,
+  MAX_MARKS_PER_LETTER,
+  mixesScripts,
+  readsAsAscii,
+  stackedMarks,
+  wordsOf,
+} from './text/unicode.js';
 
 export const EMAIL_MAX = 254;
 export const PASSWORD_MIN_BYTES = 8;
@@ -29,64 +38,6 @@ export const isUuid = (s: string): boolean => UUID_RE.test(s);
 
 export function hasUnsafeText(s: string): boolean {
   return UNSAFE_TEXT_RE.test(s);
-}
-
-/** Scripts a single domain label may combine (UTS #39 "highly restrictive"); anything else is one script. */
-const ALLOWED_MIXES: readonly (readonly string[])[] = [
-  ['Han', 'Hiragana', 'Katakana'],
-  ['Han', 'Hangul'],
-  ['Han', 'Bopomofo'],
-];
-const SCRIPTS = [
-  'Latin',
-  'Greek',
-  'Cyrillic',
-  'Armenian',
-  'Hebrew',
-  'Arabic',
-  'Syriac',
-  'Thaana',
-  'Devanagari',
-  'Bengali',
-  'Gurmukhi',
-  'Gujarati',
-  'Oriya',
-  'Tamil',
-  'Telugu',
-  'Kannada',
-  'Malayalam',
-  'Sinhala',
-  'Thai',
-  'Lao',
-  'Tibetan',
-  'Myanmar',
-  'Georgian',
-  'Hangul',
-  'Ethiopic',
-  'Cherokee',
-  'Khmer',
-  'Mongolian',
-  'Hiragana',
-  'Katakana',
-  'Bopomofo',
-  'Han',
-].map((name) => [name, new RegExp(`\\p{Script=${name}}`, 'u')] as const);
-
-/** The scripts of the letters and digits of `text` (digits and punctuation are Common: ignored). */
-export function scriptsOf(text: string): Set<string> {
-  const found = new Set<string>();
-  for (const ch of text) {
-    if (!/[\p{L}\p{M}]/u.test(ch)) continue;
-    const script = SCRIPTS.find(([, re]) => re.test(ch))?.[0] ?? `other:${ch}`;
-    found.add(script);
-  }
-  return found;
-}
-
-export function mixesScripts(text: string): boolean {
-  const scripts = [...scriptsOf(text)];
-  if (scripts.length <= 1) return false;
-  return !ALLOWED_MIXES.some((mix) => scripts.every((s) => mix.includes(s)));
 }
 
 /**
@@ -159,9 +110,25 @@ export function checkEmail(v: Violations, field: string, raw: string): string {
     v.add(field, example);
     return '';
   }
-  if (domainToUnicode(ascii).split('.').some(mixesScripts)) {
-    v.add(field, 'has a domain part that mixes alphabets (for example Latin and Cyrillic look-alikes)');
+  const unicodeLabels = domainToUnicode(ascii).split('.');
+  const mixed = unicodeLabels.find(mixesScripts);
+  if (mixed !== undefined) {
+    v.add(
+      field,
+      `has a domain part that mixes alphabets ("${echo(mixed)}"; for example Latin and Cyrillic look-alikes)`,
+    );
     return '';
+  }
+  // UTS #39 whole-script confusables: a label all in one other script that reads as ASCII.
+  for (const label of unicodeLabels) {
+    const reading = readsAsAscii(label);
+    if (reading !== null) {
+      v.add(
+        field,
+        `has a domain part written in look-alike letters ("${echo(label)}" reads as "${echo(reading)}")`,
+      );
+      return '';
+    }
   }
   return `${local.toLowerCase()}@${ascii}`;
 }
@@ -190,7 +157,10 @@ export function checkGivenPassword(v: Violations, field: string, password: strin
 /**
  * A display name as shown to others: trimmed, NFC-normalised (so the same name has one form), at
  * most 64 characters with at least one letter or digit, and nothing invisible: no control, format
- * (zero-width, bidi), private-use, unassigned or separator characters but the plain space.
+ * (zero-width, bidi), private-use, unassigned or separator characters but the plain space, and no
+ * letter that draws nothing (U+3164 HANGUL FILLER). No word (between spaces and punctuation) mixes
+ * scripts beyond UTS #39 "highly restrictive" (`Аdmin` with a Cyrillic А is refused; Latin with
+ * digits, or Japanese Han with kana, is one word), and no letter carries more than two combining marks.
  */
 export function checkDisplayName(v: Violations, field: string, raw: string): string {
   const name = raw.normalize('NFC').trim();
@@ -199,7 +169,23 @@ export function checkDisplayName(v: Violations, field: string, raw: string): str
     v.add(field, `must be at most ${DISPLAY_NAME_MAX} characters`);
   else if (NAME_FORBIDDEN_RE.test(name)) {
     v.add(field, 'must not contain control, invisible, direction-changing or private-use characters');
+  } else if (INVISIBLE_LETTER_RE.test(name)) {
+    const ch = INVISIBLE_LETTER_RE.exec(name)?.[0] ?? '';
+    const code = `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+    v.add(field, `must not contain letters that draw nothing (${code}, shown as blank)`);
   } else if (!/[\p{L}\p{N}]/u.test(name)) v.add(field, 'must contain at least one letter or digit');
+  else {
+    const mixed = wordsOf(name).find(mixesScripts);
+    const stacked = stackedMarks(name);
+    if (mixed !== undefined) {
+      v.add(field, `mixes scripts within a word ("${echo(mixed)}"); write each word in one alphabet`);
+    } else if (stacked !== null) {
+      v.add(
+        field,
+        `has more than ${MAX_MARKS_PER_LETTER} combining marks on one letter ("${echo(stacked)}")`,
+      );
+    }
+  }
   return name;
 }
 

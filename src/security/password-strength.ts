@@ -1,12 +1,13 @@
 /**
  * New passwords (Register, ChangePassword) must not be well-known common or breached passwords,
- * nor built from the account's own email or display name. The knowledge is offline (zxcvbn-ts'
- * dictionaries, in strength-worker.ts), the check runs on a worker thread behind a bounded, fair
- * queue (a flood of crafted passwords costs the worker, never the event loop), and a password
- * passes with a zxcvbn score of at least 3 (about 10^8 guesses), given the user's own words.
+ * keyboard runs, repeats or sequences, nor built from the account's own email or display name; a
+ * random one of 8 characters passes. The knowledge is offline (zxcvbn-ts' dictionaries; the rule is
+ * password-judge.ts), the check runs on a worker thread behind a bounded, fair queue (a flood of
+ * crafted passwords costs the worker, never the event loop), given the user's own words.
  */
 import { Worker } from 'node:worker_threads';
 import { createLimiter, type RunOptions } from './limiter.js';
+import type { Weakness } from './password-judge.js';
 
 export interface PasswordStrength {
   /** Why `password` is too weak for this account, or null when it is fine. */
@@ -16,8 +17,6 @@ export interface PasswordStrength {
     options?: RunOptions,
   ): Promise<string | null>;
 }
-
-export const MIN_SCORE = 3;
 
 /** The account's own words: the email's local part and domain name, the display name, and their pieces. */
 export function personalWords(account: { email: string; displayName: string }): string[] {
@@ -46,6 +45,20 @@ export function builtFromAccount(password: string, words: readonly string[]): bo
   return rest !== bare && rest.replace(/\p{N}/gu, '').length < 4;
 }
 
+const EXPLAINED: Record<Weakness, string> = {
+  'common password': 'it is mostly a common or breached password',
+  'your email or name': 'it is mostly your email address or display name',
+  'word or name': 'it is mostly a common word or name with a few characters added',
+  'keyboard pattern': 'it is mostly a run of neighbouring keys',
+  'repeated characters': 'it is mostly repeated characters',
+  sequence: 'it is mostly a sequence such as abcd or 1234',
+  'year or date': 'it is mostly a year or a date',
+};
+/** The caller's message: what made it weak (never the password itself) and what passes. */
+export function tooEasy(weakness: Weakness): string {
+  return `is too easy to guess (${EXPLAINED[weakness]}); use 8 or more random characters or a longer phrase of uncommon words`;
+}
+
 /**
  * The estimator's worker, one per process, started at the first check (its dictionaries take about
  * a second and 40 MB to load) and shared by every server in the process; it keeps the process alive
@@ -55,7 +68,7 @@ let worker: Worker | undefined;
 let nextId = 0;
 const waiting = new Map<
   number,
-  { resolve: (r: { score: number; warning: string }) => void; reject: (e: Error) => void }
+  { resolve: (r: { weakness: Weakness | null }) => void; reject: (e: Error) => void }
 >();
 function estimator(): Worker {
   if (worker) return worker;
@@ -63,12 +76,12 @@ function estimator(): Worker {
   // dev) a small bootstrap loads the .ts file through tsx.
   const entry = import.meta.url.endsWith('.ts') ? './strength-worker.dev.mjs' : './strength-worker.js';
   const w = new Worker(new URL(entry, import.meta.url));
-  w.on('message', (m: { id: number; score?: number; warning?: string; error?: string }) => {
+  w.on('message', (m: { id: number; weakness?: Weakness | null; error?: string }) => {
     const p = waiting.get(m.id);
     waiting.delete(m.id);
     if (waiting.size === 0) w.unref(); // idle: never keeps the process alive
     if (m.error !== undefined) p?.reject(new Error(m.error));
-    else p?.resolve({ score: m.score ?? 0, warning: m.warning ?? '' });
+    else p?.resolve({ weakness: m.weakness ?? null });
   });
   w.on('error', (err) => {
     for (const p of waiting.values()) p.reject(err);
@@ -78,8 +91,8 @@ function estimator(): Worker {
   worker = w;
   return w;
 }
-const score = (password: string, userInputs: string[]) =>
-  new Promise<{ score: number; warning: string }>((resolve, reject) => {
+const judge = (password: string, userInputs: string[]) =>
+  new Promise<{ weakness: Weakness | null }>((resolve, reject) => {
     const id = nextId++;
     waiting.set(id, { resolve, reject });
     const w = estimator();
@@ -103,12 +116,8 @@ export function createPasswordStrength(options: {
       const words = personalWords(account);
       if (builtFromAccount(password, words))
         return 'must not be built from your email address or display name';
-      const result = await limiter.run(() => score(password, words), runOptions);
-      if (result.score >= MIN_SCORE) return null;
-      const why = result.warning
-        ? `${result.warning.replace(/\.$/, '').replace(/^./, (c) => c.toLowerCase())}; `
-        : '';
-      return `is too easy to guess (${why}use a longer phrase of uncommon words)`;
+      const result = await limiter.run(() => judge(password, words), runOptions);
+      return result.weakness === null ? null : tooEasy(result.weakness);
     },
   };
 }

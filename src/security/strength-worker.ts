@@ -1,18 +1,13 @@
 /**
- * The password-strength estimator (zxcvbn-ts, with its common-password and English dictionaries),
- * run in a worker thread: a check can take half a second of CPU on a crafted 72-byte input, which
- * must not stall the event loop. Messages: `{ id, password, userInputs }` → `{ id, score, warning }`.
+ * The password-strength judge (password-judge.ts: zxcvbn-ts with its common-password and English
+ * dictionaries, and the patterns it matched), run in a worker thread: a check can take half a
+ * second of CPU on a crafted 72-byte input, which must not stall the event loop.
+ * Messages: `{ id, password, userInputs }` → `{ id, weakness }` (null: fine) or `{ id, error }`.
  */
 import { parentPort } from 'node:worker_threads';
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
-import * as common from '@zxcvbn-ts/language-common';
-import * as en from '@zxcvbn-ts/language-en';
+import { createPasswordJudge } from './password-judge.js';
 
-const zxcvbn = new ZxcvbnFactory({
-  dictionary: { ...common.dictionary, ...en.dictionary },
-  graphs: common.adjacencyGraphs,
-  translations: en.translations,
-});
+const judge = createPasswordJudge();
 
 /**
  * zxcvbn's cost grows fast with length (a random 72-character password takes ~0.6 s, 12 characters
@@ -20,21 +15,20 @@ const zxcvbn = new ZxcvbnFactory({
  * strong: the prefixes of 12 and 32 characters are tried first, the whole only when they are weak.
  */
 const PREFIXES = [12, 32];
-function estimate(password: string, userInputs: string[]) {
+function verdict(password: string, userInputs: string[]) {
   const chars = [...password];
   for (const n of PREFIXES) {
     if (chars.length <= n) break;
-    const prefix = zxcvbn.check(chars.slice(0, n).join(''), userInputs);
-    if (prefix.score >= MIN_SCORE) return prefix;
+    const prefix = judge.judge(chars.slice(0, n).join(''), userInputs);
+    if (prefix.weakness === null) return prefix;
   }
-  return zxcvbn.check(password, userInputs);
+  return judge.judge(password, userInputs);
 }
-const MIN_SCORE = 3;
 
 parentPort?.on('message', (msg: { id: number; password: string; userInputs: string[] }) => {
   try {
-    const result = estimate(msg.password, msg.userInputs);
-    parentPort?.postMessage({ id: msg.id, score: result.score, warning: result.feedback.warning ?? '' });
+    const result = verdict(msg.password, msg.userInputs);
+    parentPort?.postMessage({ id: msg.id, weakness: result.weakness });
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: String(err) });
   }

@@ -9,6 +9,15 @@ import { BAD_REQUEST_TYPE_URL, STATUS_DETAILS_KEY, toStatus } from '../../src/gr
 import { createLogger } from '../../src/logger.js';
 import { createAddressResolver, parseCidrs } from '../../src/net/addresses.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
+import { ASCII_CONFUSABLES } from '../../src/text/confusables.js';
+import {
+  asciiSkeleton,
+  echo,
+  KNOWN_SCRIPTS,
+  mixesScripts,
+  scriptsOfChar,
+  wordsOf,
+} from '../../src/text/unicode.js';
 import { lockoutSeconds, refund, reserve, type ThrottleRow } from '../../src/throttle.js';
 import {
   checkDisplayName,
@@ -194,6 +203,127 @@ describe('field validators', () => {
     }
     expect(violations((x) => checkDisplayName(x, 'n', '---'))[0]).to.match(/at least one letter or digit/);
     expect(violations((x) => checkDisplayName(x, 'n', '李小龍 2'))).to.deep.equal([]);
+  });
+  it('refuses a domain label written wholly in look-alike letters (UTS #39 whole-script confusable), not other IDNs', () => {
+    for (const [email, shown] of [
+      ['ada@\u0440\u0430\u0443\u0440\u0430\u04cf.com', '"раураӏ" reads as "paypai"'], // all Cyrillic
+      ['ada@\u0430\u0440\u0440\u04cf\u0435.com', '"аррӏе" reads as "appie"'],
+      ['ada@xn--80ak6aa92e.com', '"аррӏе" reads as "appie"'], // the same, given as punycode
+      ['ada@\u03bf\u03b9\u03bf.example', '"οιο" reads as "oio"'], // all Greek
+    ]) {
+      const got = violations((x) => checkEmail(x, 'email', email));
+      expect(got, email).to.have.length(1);
+      expect(got[0], email).to.include('look-alike letters').and.include(shown);
+    }
+    for (const ok of [
+      'ada@пример.рф',
+      'ada@bücher.example',
+      'ada@яндекс.рф',
+      'ada@例え.jp',
+      'ada@ελλάδα.gr',
+    ]) {
+      expect(
+        violations((x) => checkEmail(x, 'email', ok)),
+        ok,
+      ).to.deep.equal([]);
+    }
+    expect(asciiSkeleton('\u0440\u0430\u0443')).to.equal('pay');
+    expect(asciiSkeleton('пример'), 'п, и, м have no ASCII prototype').to.not.match(/^[a-z]+$/);
+  });
+  it('keeps the generated confusables table current and limited to what the domain check needs', async () => {
+    const { confusablesSource, OUTPUT } = await import('../../scripts/gen-confusables.js');
+    const fs = await import('node:fs');
+    expect(fs.readFileSync(OUTPUT, 'utf8'), 'run npm run gen:confusables').to.equal(confusablesSource());
+    expect(ASCII_CONFUSABLES.get('\u0430')).to.equal('a');
+    for (const [from, to] of ASCII_CONFUSABLES) {
+      expect(from.codePointAt(0), from).to.be.above(0x7f);
+      expect(to).to.match(/^[A-Za-z0-9]+$/);
+    }
+  });
+  it('refuses display names that mix scripts within a word, and keeps international names', () => {
+    for (const [bad, word] of [
+      ['\u0410dmin', '\u0410dmin'], // Cyrillic А
+      ['Su\u0440\u0440ort Team', 'Su\u0440\u0440ort'], // Cyrillic р р
+      ['Ada L\u03bfvelace', 'L\u03bfvelace'], // Greek ο
+      ['\u0410\u0434\u043c\u0438n', '\u0410\u0434\u043c\u0438n'], // Cyrillic with a Latin n
+    ]) {
+      expect(
+        violations((x) => checkDisplayName(x, 'display_name', bad)),
+        bad,
+      ).to.deep.equal([
+        `display_name: mixes scripts within a word ("${word}"); write each word in one alphabet`,
+      ]);
+    }
+    for (const ok of [
+      'José Núñez',
+      'Zoë',
+      '李小龍',
+      '山田 太郎',
+      'やまだ タロウ 山田',
+      'ひらがなカタカナ漢字',
+      '김민준 金',
+      'Владимир',
+      'محمد',
+      "O'Brien-Smith",
+      'Nguyễn Văn An',
+      'Ελένη',
+      'नमस्ते',
+      'R2-D2 the 3rd',
+      'Ada Владимир', // two scripts, but never within one word
+    ]) {
+      expect(
+        violations((x) => checkDisplayName(x, 'display_name', ok)),
+        ok,
+      ).to.deep.equal([]);
+    }
+    expect(wordsOf("O'Brien-Smith, Jr.")).to.deep.equal(['O', 'Brien', 'Smith', 'Jr']);
+    expect(mixesScripts('Tokyo東京'), 'Latin with Han is highly restrictive').to.equal(false);
+    expect(mixesScripts('\u0410dmin')).to.equal(true);
+    expect(scriptsOfChar('7'), 'digits are Common').to.deep.equal([]);
+  });
+  it('knows the script of every letter, mark and digit of this Node', () => {
+    const known = new RegExp(`[${KNOWN_SCRIPTS.map((n) => `\\p{Script_Extensions=${n}}`).join('')}]`, 'u');
+    const common = /[\p{Script_Extensions=Common}\p{Script_Extensions=Inherited}]/u;
+    const unknown: string[] = [];
+    for (let cp = 0; cp < 0x110000; cp++) {
+      const ch = String.fromCodePoint(cp);
+      if (/[\p{L}\p{M}\p{N}]/u.test(ch) && !common.test(ch) && !known.test(ch)) unknown.push(cp.toString(16));
+    }
+    expect(unknown, 'add the new scripts to SCRIPT_NAMES in src/text/unicode.ts').to.deep.equal([]);
+  });
+  it('refuses names of letters that draw nothing, and letters under stacked combining marks', () => {
+    for (const [bad, code] of [
+      ['\u3164', 'U+3164'],
+      ['\u3164\u3164\u3164', 'U+3164'],
+      ['\u115f', 'U+115F'],
+      ['\u1160', 'U+1160'],
+      ['\uffa0', 'U+FFA0'],
+      ['\u2800', 'U+2800'],
+      ['Ada\u3164Lovelace', 'U+3164'],
+    ]) {
+      expect(
+        violations((x) => checkDisplayName(x, 'n', bad)),
+        code,
+      ).to.deep.equal([`n: must not contain letters that draw nothing (${code}, shown as blank)`]);
+    }
+    const zalgo = 'Z\u0301\u0302\u0303algo'; // NFC makes Ź, two marks stay: three on one letter
+    expect(violations((x) => checkDisplayName(x, 'n', zalgo))).to.deep.equal([
+      'n: has more than 2 combining marks on one letter ("Ź\u0302\u0303")',
+    ]);
+    expect(violations((x) => checkDisplayName(x, 'n', `A${'\u0300'.repeat(40)}`))[0]).to.match(
+      /combining marks/,
+    );
+    expect(
+      violations((x) => checkDisplayName(x, 'n', 'Nguye\u0302\u0303n')),
+      'two are fine',
+    ).to.deep.equal([]);
+  });
+  it('echoes at most 64 characters of a caller value', () => {
+    expect([...echo('x'.repeat(500))]).to.have.length(64);
+    expect(echo('short')).to.equal('short');
+    const long = `${'\u0430'.repeat(40)}b${'\u0430'.repeat(23)}`; // 64 characters, one word
+    const [message] = violations((x) => checkDisplayName(x, 'n', long));
+    expect(message).to.include(long);
   });
   it('checks UUIDs', () => {
     expect(violations((x) => checkUuid(x, 'id', '0b5e7c55-1f4e-4e0e-9a55-5f4e1e0e9a55'))).to.deep.equal([]);
