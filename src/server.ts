@@ -6,10 +6,12 @@
  *
  * What one caller may hold is bounded: streams per connection (`grpc.max_concurrent_streams`, told
  * to the client in HTTP/2 SETTINGS, so grpc-js clients queue the rest), connections (grpc-js has no
- * such option: the port is our own net.Server with `maxConnections`, which closes any connection
- * beyond at once, handing the others to grpc-js through its connection injector), and health
+ * such option: the port is our own net.Server, one per address the host names, which closes any
+ * connection beyond the limit at once and hands the others to grpc-js through its public
+ * connection injector), and health
  * watchers (src/grpc/health.ts).
  */
+import dns from 'node:dns/promises';
 import net from 'node:net';
 import {
   Server,
@@ -89,29 +91,46 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   createReflectionService().addToServer(server);
 
   const injector = server.createConnectionInjector(options.credentials ?? ServerCredentials.createInsecure());
-  const listener = net.createServer((socket) => injector.injectConnection(socket));
-  listener.maxConnections = c.maxConnections;
   let connections = 0;
   let refusedConnections = 0;
-  listener.on('connection', (socket) => {
+  const accept = (socket: net.Socket) => {
+    if (connections >= c.maxConnections) {
+      socket.destroy();
+      if (refusedConnections++ % 1000 === 0) {
+        logger.warn(
+          { maxConnections: c.maxConnections, refusedConnections },
+          'connection refused: GRPC_MAX_CONNECTIONS reached',
+        );
+      }
+      return;
+    }
     connections++;
     socket.once('close', () => connections--);
-  });
-  listener.on('drop', () => {
-    if (refusedConnections++ % 1000 === 0) {
-      logger.warn(
-        { maxConnections: c.maxConnections, refusedConnections },
-        'connection refused: GRPC_MAX_CONNECTIONS reached',
-      );
+    injector.injectConnection(socket);
+  };
+  // every address the host names, as grpc-js's bindAsync did (localhost: 127.0.0.1 and ::1)
+  const hosts = net.isIP(options.host)
+    ? [options.host]
+    : [...new Set((await dns.lookup(options.host, { all: true })).map((a) => a.address))];
+  const listeners: net.Server[] = [];
+  let port = options.port;
+  for (const [i, host] of hosts.entries()) {
+    const listener = net.createServer(accept);
+    try {
+      port = await new Promise<number>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host, port }, () => {
+          listener.off('error', reject);
+          resolve((listener.address() as net.AddressInfo).port);
+        });
+      });
+      listeners.push(listener);
+    } catch (err) {
+      // the first address must work; another one (::1 without IPv6) may not, as with grpc-js
+      if (i === 0) throw err;
+      logger.warn({ host, port, err: { message: (err as Error).message } }, 'cannot listen on this address');
     }
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen({ host: options.host, port: options.port }, () => {
-      listener.off('error', reject);
-      resolve((listener.address() as net.AddressInfo).port);
-    });
-  });
+  }
   logger.info({ host: options.host, port, tls: Boolean(options.credentials) }, 'gRPC server listening');
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -123,7 +142,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     stop(graceMs) {
       stopping ??= new Promise((resolve) => {
         for (const n of names) health.setStatus(n, 'NOT_SERVING');
-        listener.close();
+        for (const listener of listeners) listener.close();
         const timer = setTimeout(() => {
           logger.warn({ graceMs }, 'grace period over: cancelling the RPCs still in flight');
           server.forceShutdown();

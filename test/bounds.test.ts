@@ -242,6 +242,20 @@ describe('streams, connections and health watchers', () => {
     }
   });
 
+  it('listens on every address of a host name (GRPC_HOST=localhost: 127.0.0.1, and ::1 where there is IPv6)', async () => {
+    const s = await startTestServer({ GRPC_HOST: 'localhost' });
+    const client = ownChannel(s); // s.address is 127.0.0.1
+    try {
+      const health = promiseClient(HealthService, client, { deadlineMs: 5000 });
+      expect((await health.check({ service: '' })).status).to.equal(
+        HealthCheckResponse_ServingStatus.SERVING,
+      );
+    } finally {
+      client.close();
+      await s.stop();
+    }
+  });
+
   it('closes connections beyond GRPC_MAX_CONNECTIONS as they arrive; a place that frees up is taken again', async () => {
     const s = await startTestServer({ GRPC_MAX_CONNECTIONS: '2' });
     const [a, b, c, d] = [ownChannel(s), ownChannel(s), ownChannel(s), ownChannel(s)];

@@ -162,6 +162,8 @@ describe('database faults', () => {
         DB_HEALTH_INTERVAL_MS: '0',
         HASH_QUEUE_MAX: '1000',
         LOG_LEVEL: 'warn',
+        // all 200 in flight on the test's one connection (by default the client queues past 100)
+        GRPC_MAX_CONCURRENT_STREAMS: '200',
       });
       try {
         // distinct accounts: parallel logins of one account would meet its attempt limit first
