@@ -225,7 +225,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       identifyRequest({
         scopeLogs: config.DB_ECHO || config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace',
       }),
-      resolveClientAddress(createAddressResolver(parseCidrs(config.TRUSTED_PROXIES))),
+      resolveClientAddress(
+        createAddressResolver(parseCidrs(config.TRUSTED_PROXIES)),
+        config.THROTTLE_IPV6_PREFIX,
+      ),
       logCalls(logger),
       mapErrors(logger),
       rejectUndecodable,

@@ -105,6 +105,12 @@ export const CONFIG_SCHEMA = {
     default: '',
     sensitive: false,
   } satisfies Knob<string> as Knob<string>,
+  THROTTLE_IPV6_PREFIX: int(
+    'IPv6 clients count as their network of this many bits for every per-address limit (throttling, the hashing queue): one subscriber usually holds a whole /64; IPv4 counts by address',
+    64,
+    48,
+    128,
+  ),
   GRPC_MAX_RECEIVE_BYTES: int(
     'Largest request message accepted; larger ones get RESOURCE_EXHAUSTED',
     64 * 1024,

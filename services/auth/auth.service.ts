@@ -48,6 +48,8 @@ import {
 export interface Origin {
   /** The client address (see TRUSTED_PROXIES). */
   clientAddress: string;
+  /** What per-address limits count by: the client address, or its IPv6 network (THROTTLE_IPV6_PREFIX). */
+  source: string;
   /** The caller's user-agent metadata, already cut to a safe length. */
   userAgent: string;
   /** The call's request id, for the audit trail. */
@@ -200,7 +202,7 @@ export function createAuthService(deps: AuthDeps) {
   ) => {
     const problem = await strength.problem(password, account, {
       signal: origin.signal,
-      source: origin.clientAddress,
+      source: origin.source,
     });
     if (problem) v.add(field, problem);
   };
@@ -212,7 +214,7 @@ export function createAuthService(deps: AuthDeps) {
    * account exists.
    */
   const attemptLogin = async (email: string, password: string, origin: Origin): Promise<SignedIn> => {
-    const source = origin.clientAddress;
+    const source = origin.source;
     hasher.assertCapacity(source); // refuse a flood before it costs database work
 
     const keys = loginKeys(email, source, policy.loginLimits);
@@ -292,13 +294,13 @@ export function createAuthService(deps: AuthDeps) {
       checkNewPassword(v, 'password', input.password);
       const displayName = checkDisplayName(v, 'display_name', input.displayName);
       v.throwIfAny();
-      hasher.assertCapacity(origin.clientAddress);
+      hasher.assertCapacity(origin.source);
       await checkStrength(v, 'password', input.password, { email, displayName }, origin);
       v.throwIfAny();
 
       const passwordHash = await hasher.hash(input.password, {
         signal: origin.signal,
-        source: origin.clientAddress,
+        source: origin.source,
       });
       throwIfAborted(origin.signal);
       const { session, refresh } = openSession(origin);
@@ -436,7 +438,7 @@ export function createAuthService(deps: AuthDeps) {
       checkGivenPassword(v, 'current_password', input.currentPassword);
       checkNewPassword(v, 'new_password', input.newPassword);
       v.throwIfAny();
-      const source = origin.clientAddress;
+      const source = origin.source;
       hasher.assertCapacity(source);
 
       const found = await users.findCredentialsById(caller.userId, origin.signal);

@@ -181,7 +181,7 @@ export function createServiceTokenIssuer(deps: {
       if (input.clientSecret === '') v.add('client_secret', 'is required');
       else if (input.clientSecret.length > 256) v.add('client_secret', 'must be at most 256 characters');
       v.throwIfAny();
-      const keys = loginKeys(`svc:${input.clientId}`, origin.clientAddress, limits);
+      const keys = loginKeys(`svc:${input.clientId}`, origin.source, limits);
       const reservation = await throttle.reserve([keys.pair, keys.source, keys.account], origin.signal);
       if (!reservation.granted) throw throttled(reservation.waitS);
       const found = CLIENT_ID_RE.test(input.clientId)

@@ -77,6 +77,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         metadata: ctx.metadata,
         signal: ctx.signal,
         clientAddress: ctx.clientAddress,
+        clientSource: ctx.clientSource,
         // read when a handler wants it (Login, Register: the session's user agent), not per call
         get userAgent() {
           return userAgentOf(ctx.metadata);
@@ -100,6 +101,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         signal: controller.signal,
         peer: call.getPeer(),
         clientAddress: '',
+        clientSource: '',
         certificateNames: certificateNames(call),
         caller: undefined,
         live: true,

@@ -9,7 +9,7 @@ const kindOf = (p: Promise<unknown>) =>
     (e: unknown) => (e instanceof AppError ? e.kind : `not an AppError: ${String(e)}`),
   );
 const ada = { email: ' Ada@Example.com ', password: 'correct horse battery', displayName: 'Ada' };
-const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress });
+const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress, source: clientAddress });
 
 describe('auth use cases (in-memory stores)', () => {
   it('registers: the user and its first session in one transaction, email normalised, origin recorded', async () => {

@@ -7,7 +7,7 @@ import { BadRequest } from '../../src/gen/google/rpc/error_details.js';
 import { Status } from '../../src/gen/google/rpc/status.js';
 import { BAD_REQUEST_TYPE_URL, STATUS_DETAILS_KEY, toStatus } from '../../src/grpc/status.js';
 import { createLogger } from '../../src/logger.js';
-import { createAddressResolver, parseCidrs } from '../../src/net/addresses.js';
+import { createAddressResolver, parseCidrs, throttleSource } from '../../src/net/addresses.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
 import { lockoutSeconds, refund, reserve, type ThrottleRow } from '../../src/throttle.js';
 import {
@@ -97,6 +97,39 @@ describe('client addresses (TRUSTED_PROXIES)', () => {
     expect(() => parseCidrs('10.0.0.0/33')).to.throw(/10\.0\.0\.0\/33/);
     expect(() => parseCidrs('proxy.internal')).to.throw(/proxy\.internal/);
     expect(parseCidrs('')).to.deep.equal([]);
+  });
+});
+
+describe('throttle sources (THROTTLE_IPV6_PREFIX)', () => {
+  it('counts IPv4 by address and IPv4-mapped IPv6 as IPv4', () => {
+    expect(throttleSource('203.0.113.7', 64)).to.equal('203.0.113.7');
+    expect(throttleSource('::ffff:203.0.113.7', 64)).to.equal('203.0.113.7');
+    expect(throttleSource('::FFFF:cb00:7107', 48)).to.equal('203.0.113.7');
+  });
+  it('counts IPv6 by its network, in one spelling whatever the compressed form', () => {
+    for (const spelling of [
+      '2001:db8:1:2:aaaa:bbbb:cccc:dddd',
+      '2001:0db8:0001:0002:0000:0000:0000:0001',
+      '2001:DB8:1:2::1',
+      '2001:db8:1:2::ffff:1.2.3.4',
+    ])
+      expect(throttleSource(spelling, 64), spelling).to.equal('2001:db8:1:2::/64');
+    expect(throttleSource('2001:db8:1:3::1', 64), 'the next /64').to.equal('2001:db8:1:3::/64');
+  });
+  it('applies prefixes 48, 64 and 128, and the longest zero run becomes ::', () => {
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 48)).to.equal('2001:db8:1::/48');
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 56)).to.equal('2001:db8:1::/56');
+    expect(throttleSource('2001:db8:1:2ff:3:4:5:6', 56)).to.equal('2001:db8:1:200::/56');
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 128)).to.equal('2001:db8:1:2:3:4:5:6/128');
+    expect(throttleSource('2001:0:0:1:0:0:0:1', 128)).to.equal('2001:0:0:1::1/128');
+    expect(throttleSource('2001:db8::', 64)).to.equal('2001:db8::/64');
+    expect(throttleSource('::', 64)).to.equal('::/64');
+    expect(throttleSource('::1', 128)).to.equal('::1/128');
+    expect(throttleSource('fe80::1%eth0', 64)).to.equal('fe80::/64');
+  });
+  it('leaves anything that is not an IP address as it is', () => {
+    expect(throttleSource('unix:/tmp/s.sock', 64)).to.equal('unix:/tmp/s.sock');
+    expect(throttleSource('', 64)).to.equal('');
   });
 });
 
