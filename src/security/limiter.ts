@@ -1,9 +1,10 @@
 /**
  * A bounded, fair work queue: at most `concurrency` jobs run at once, at most `queueMax` wait, and
  * one source (a client address or IPv6 network) holds at most `perSourceMax` places, running or
- * waiting. Each source waits in a line of its own, and a free slot goes to the sources in turn
- * (round-robin; a source that arrives joins the end of the turn), so one source's backlog delays
- * another source's first job by at most one job per other waiting source. When the queue is full
+ * waiting. Each source waits in a line of its own, and a free slot goes to the sources in turn:
+ * first the sources that arrived with nothing waiting (oldest first), then the others round-robin,
+ * so one source's backlog delays another source's first job by at most one job per other waiting
+ * source (and usually by none). When the queue is full
  * and a source with nothing waiting arrives, the newest waiter of the source with the longest line
  * is refused (RESOURCE_EXHAUSTED) to make room: a flood can fill the queue but never keep others
  * out. A caller that goes away while it waits (deadline or cancel) leaves and its job never starts.
@@ -42,8 +43,12 @@ export function createLimiter({ concurrency, queueMax, perSourceMax, busyMessage
   let started = 0;
   let refused = 0;
   let waiting = 0;
-  /** Each source's line, oldest first; a Map keeps insertion order, which is the order of turns. */
+  /** Each source's line, oldest first. */
   const lines = new Map<string, Waiter[]>();
+  /** Sources with a line, in the order of their turns (a Map keeps insertion order): first those
+   * not yet served since their line formed (newcomers, oldest first), then the others in rotation. */
+  const newcomers = new Set<string>();
+  const rotation = new Set<string>();
   /** Places (running and waiting) per source. */
   const places = new Map<string, number>();
 
@@ -76,19 +81,26 @@ export function createLimiter({ concurrency, queueMax, perSourceMax, busyMessage
     const i = line?.indexOf(waiter) ?? -1;
     if (!line || i < 0) return false;
     line.splice(i, 1);
-    if (line.length === 0) lines.delete(waiter.source);
+    if (line.length === 0) {
+      lines.delete(waiter.source);
+      newcomers.delete(waiter.source);
+      rotation.delete(waiter.source);
+    }
     waiting--;
     give(waiter.source);
     return true;
   };
-  /** The next source in turn starts its oldest waiter; the source goes to the end of the turn. */
+  /** The next source in turn starts its oldest waiter; the source goes to the end of the rotation. */
   const next = () => {
-    const first = lines.entries().next();
-    if (first.done) return;
-    const [source, line] = first.value;
+    const first = newcomers.values().next();
+    const source = first.done ? rotation.values().next().value : first.value;
+    if (source === undefined) return;
+    newcomers.delete(source);
+    rotation.delete(source);
+    const line = lines.get(source) as Waiter[];
     const waiter = line.shift() as Waiter;
-    lines.delete(source);
-    if (line.length) lines.set(source, line);
+    if (line.length) rotation.add(source);
+    else lines.delete(source);
     waiting--;
     waiter.start();
   };
@@ -132,7 +144,10 @@ export function createLimiter({ concurrency, queueMax, perSourceMax, busyMessage
         signal?.addEventListener('abort', onAbort, { once: true });
         const line = lines.get(source);
         if (line) line.push(waiter);
-        else lines.set(source, [waiter]);
+        else {
+          lines.set(source, [waiter]);
+          newcomers.add(source);
+        }
         waiting++;
       });
     },

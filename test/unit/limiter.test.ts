@@ -56,7 +56,7 @@ describe('hashing queue (fair between sources)', () => {
     expect(q.order).to.deep.equal(['a0', 'a1', 'b0', 'c0', 'a2', 'b1', 'a3', 'b2', 'a4', 'a5']);
   });
 
-  it('puts a source that arrives later at the end of the current turn', async () => {
+  it('serves a source that arrives with nothing waiting before the rotation of backlogs', async () => {
     const q = manual();
     const finishOne = async () => {
       q.finish();
@@ -64,9 +64,9 @@ describe('hashing queue (fair between sources)', () => {
     };
     for (let i = 0; i < 4; i++) q.submit(`a${i}`, 'A');
     await finishOne(); // a1 runs
-    q.submit('b0', 'B'); // behind A's turn, not behind A's whole line
+    q.submit('b0', 'B'); // next: A's backlog is in rotation already
     await q.drain();
-    expect(q.order).to.deep.equal(['a0', 'a1', 'a2', 'b0', 'a3']);
+    expect(q.order).to.deep.equal(['a0', 'a1', 'b0', 'a2', 'a3']);
   });
 
   it('when full, refuses the newest waiter of the longest line to make room for a source with nothing waiting', async () => {
