@@ -187,6 +187,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
           source: config.LOGIN_SOURCE_MAX_FAILURES,
           account: config.LOGIN_ACCOUNT_MAX_FAILURES,
         },
+        registerLimit: config.REGISTER_SOURCE_MAX_FAILURES,
       },
     });
     const user = createUserService({

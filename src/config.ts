@@ -286,6 +286,12 @@ export const CONFIG_SCHEMA = {
     1,
     1_000_000,
   ),
+  REGISTER_SOURCE_MAX_FAILURES: int(
+    'Failed registrations (address taken, password refused) from one client source before its Registers are refused for a while (same window and lockout as logins); counted before any hashing, a success gives its attempt back',
+    20,
+    1,
+    100_000,
+  ),
   LOGIN_LOCKOUT_BASE_S: int(
     'First refusal period once a limit is reached; doubles with every further failure',
     30,

@@ -31,7 +31,8 @@ const STATEMENTS = {
       LIMIT ${BATCH})`,
   throttle: `DELETE FROM login_throttle WHERE key IN (
       SELECT key FROM login_throttle
-      WHERE last_failure_at < now() - make_interval(secs => $1) AND (locked_until IS NULL OR locked_until < now())
+      WHERE last_failure_at < now() - make_interval(secs => $1)
+        AND (locked_until IS NULL OR locked_until < now() - make_interval(secs => $1))
       LIMIT ${BATCH})`,
   auditEvents: `DELETE FROM audit_events WHERE id IN (
       SELECT id FROM audit_events WHERE occurred_at < now() - make_interval(days => $1) LIMIT ${BATCH})`,

@@ -90,6 +90,7 @@ export async function useCases(
       refreshReuseGraceS: options.graceS ?? 0,
       sessionMaxLifetimeS: options.sessionMaxLifetimeS ?? 30 * 86_400,
       loginLimits: LOGIN_LIMITS,
+      registerLimit: 4,
     },
   });
   const users = createUserService({

@@ -7,10 +7,12 @@
 import * as initialSchema from './0001-initial-schema.js';
 import * as auditEvents from './0002-audit-events.js';
 import * as cacheNotices from './0003-cache-notices.js';
+import * as throttleInFlight from './0004-throttle-in-flight.js';
 import type { Migration } from './migration.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   { name: '0001-initial-schema', ...initialSchema },
   { name: '0002-audit-events', ...auditEvents },
   { name: '0003-cache-notices', ...cacheNotices },
+  { name: '0004-throttle-in-flight', ...throttleInFlight },
 ];
