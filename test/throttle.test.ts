@@ -269,7 +269,7 @@ describe('throttling without denial', () => {
           );
         const snapshot = () =>
           s.sql<{ key: string; version: string }>(
-            "SELECT key, xmin::text || ':' || ctid::text AS version FROM login_throttle ORDER BY key",
+            "SELECT key, xmin::text || ':' || xmax::text || ':' || ctid::text AS version FROM login_throttle ORDER BY key",
           );
         const auditCount = async () =>
           (await s.sql<{ n: number }>('SELECT count(*)::int AS n FROM audit_events'))[0]?.n;
