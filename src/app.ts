@@ -206,6 +206,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
           source: config.LOGIN_SOURCE_MAX_FAILURES,
           account: config.LOGIN_ACCOUNT_MAX_FAILURES,
         },
+        registerLimit: config.REGISTER_SOURCE_MAX_FAILURES,
       },
     });
     const user = createUserService({
@@ -244,7 +245,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: AppOp
       identifyRequest({
         scopeLogs: config.DB_ECHO || config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace',
       }),
-      resolveClientAddress(createAddressResolver(parseCidrs(config.TRUSTED_PROXIES))),
+      resolveClientAddress(
+        createAddressResolver(parseCidrs(config.TRUSTED_PROXIES)),
+        config.THROTTLE_IPV6_PREFIX,
+      ),
       logCalls(logger),
       mapErrors(logger),
       rejectUndecodable,

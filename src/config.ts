@@ -105,6 +105,12 @@ export const CONFIG_SCHEMA = {
     default: '',
     sensitive: false,
   } satisfies Knob<string> as Knob<string>,
+  THROTTLE_IPV6_PREFIX: int(
+    'IPv6 clients count as their network of this many bits for every per-address limit (throttling, the hashing queue): one subscriber usually holds a whole /64; IPv4 counts by address',
+    64,
+    48,
+    128,
+  ),
   GRPC_MAX_RECEIVE_BYTES: int(
     'Largest request message accepted; larger ones get RESOURCE_EXHAUSTED',
     64 * 1024,
@@ -297,6 +303,12 @@ export const CONFIG_SCHEMA = {
     100,
     1,
     1_000_000,
+  ),
+  REGISTER_SOURCE_MAX_FAILURES: int(
+    'Failed registrations (address taken, password refused) from one client source before its Registers are refused for a while (same window and lockout as logins); counted before any hashing, a success gives its attempt back',
+    20,
+    1,
+    100_000,
   ),
   LOGIN_LOCKOUT_BASE_S: int(
     'First refusal period once a limit is reached; doubles with every further failure',

@@ -4,7 +4,7 @@
  * database. Writes that must commit together take a `Tx` from `Transactions.run`.
  */
 import type { Scope, UserCaller } from './caller.js';
-import type { Reservation, ThrottleKey } from './throttle.js';
+import type { Reservation, Settlement, ThrottleKey, ThrottleTicket } from './throttle.js';
 
 declare const txBrand: unique symbol;
 /** An open database transaction, opaque to the services: pass it to store methods. */
@@ -215,10 +215,12 @@ export interface ServiceAccountStore {
 
 /** Attempt counters in storage shared by every instance (the rules: src/throttle.ts). */
 export interface AttemptThrottle {
-  /** Counts one attempt against every key atomically, unless one is locked (then nothing is counted). */
+  /** Holds one slot in flight on every key atomically, unless one is locked (then nothing is
+   * written); waits (bounded by `signal`) while attempts in flight hold a key's remaining budget. */
   reserve(keys: readonly ThrottleKey[], signal?: AbortSignal): Promise<Reservation>;
-  /** After a success (or an attempt never evaluated): `clear` keys start afresh, `refund` keys get the attempt back. */
-  settle(clear: readonly ThrottleKey[], refund: readonly ThrottleKey[]): Promise<void>;
+  /** Ends a granted attempt: a failure counts (and may lock), a success clears its proven keys;
+   * every slot is released. Returns the locks this settlement set. */
+  settle(ticket: ThrottleTicket, how: Settlement): Promise<{ locks: { key: string; lockS: number }[] }>;
 }
 
 export type LoginOutcome = 'success' | 'bad_credentials' | 'throttled' | 'refused';

@@ -14,6 +14,7 @@ import type { ServiceTokenIssuer } from './service-accounts.service.js';
 
 const originOf = (ctx: PublicContext): Origin => ({
   clientAddress: ctx.clientAddress,
+  source: ctx.clientSource,
   userAgent: ctx.userAgent,
   requestId: ctx.requestId,
   signal: ctx.signal,

@@ -34,7 +34,7 @@ import type { PasswordStrength } from '../../src/security/password-strength.js';
 import type { PasswordHasher } from '../../src/security/passwords.js';
 import type { CurrentPasswordCheck } from '../../src/security/reauth.js';
 import type { TokenService } from '../../src/security/tokens.js';
-import { loginKeys } from '../../src/throttle.js';
+import { attemptSignal, loginKeys } from '../../src/throttle.js';
 import {
   checkDisplayName,
   checkEmail,
@@ -49,6 +49,8 @@ import {
 export interface Origin {
   /** The client address (see TRUSTED_PROXIES). */
   clientAddress: string;
+  /** What per-address limits count by: the client address, or its IPv6 network (THROTTLE_IPV6_PREFIX). */
+  source: string;
   /** The caller's user-agent metadata, already cut to a safe length. */
   userAgent: string;
   /** The call's request id, for the audit trail. */
@@ -80,6 +82,8 @@ export interface AuthPolicy {
   sessionMaxLifetimeS: number;
   /** LOGIN_MAX_FAILURES (account from one address), LOGIN_SOURCE_MAX_FAILURES, LOGIN_ACCOUNT_MAX_FAILURES */
   loginLimits: { pair: number; source: number; account: number };
+  /** REGISTER_SOURCE_MAX_FAILURES: failed registrations from one source before it is refused for a while */
+  registerLimit: number;
 }
 
 export interface SignedIn {
@@ -122,6 +126,13 @@ const required = (field: string, value: string, what: string) => {
     ]);
   }
 };
+
+/** Whether a failed attempt was evaluated (counts against its keys), not cut short by load, a
+ * deadline or an outage (then it is given back). */
+function evaluated(err: unknown): boolean {
+  if (!(err instanceof AppError)) return false;
+  return !['RESOURCE_EXHAUSTED', 'CANCELLED', 'DEADLINE_EXCEEDED', 'UNAVAILABLE'].includes(err.kind);
+}
 
 /** What a failed login counts as: wrong credentials, locked out, or refused for load (else not an attempt). */
 function failedLoginOutcome(err: unknown): LoginOutcome | undefined {
@@ -201,49 +212,42 @@ export function createAuthService(deps: AuthDeps) {
   ) => {
     const problem = await strength.problem(password, account, {
       signal: origin.signal,
-      source: origin.clientAddress,
+      source: origin.source,
     });
     if (problem) v.add(field, problem);
   };
 
   /**
-   * The attempt is reserved against the account from this address, this address and this account
-   * before any hashing (src/throttle.ts): parallel guesses get at most the limit of evaluations,
-   * a locked key refuses even the right password, and the same answer comes whether or not the
-   * account exists.
+   * The attempt is reserved against the account from this source, this source and this account
+   * before any hashing (src/throttle.ts): parallel guesses get at most the limit of evaluations
+   * (beyond the remaining budget they wait for the attempts in flight), a locked key refuses even
+   * the right password, and the same answer comes whether or not the account exists. A refusal
+   * writes nothing (counted in the metrics); the failure that sets a lock writes one
+   * `login.throttled` audit event.
    */
   const attemptLogin = async (email: string, password: string, origin: Origin): Promise<SignedIn> => {
-    const source = origin.clientAddress;
+    const source = origin.source;
     hasher.assertCapacity(source); // refuse a flood before it costs database work
 
     const keys = loginKeys(email, source, policy.loginLimits);
-    const all = [keys.pair, keys.source, keys.account];
-    const reservation = await throttle.reserve(all, origin.signal);
-    if (!reservation.granted) {
-      await audit.record(
-        event(origin, {
-          type: 'login.throttled',
-          actor: { type: 'anonymous' },
-          outcome: 'refused',
-          details: { email_hmac: fingerprint(email), retry_after_s: String(reservation.waitS) },
-        }),
-      );
-      throw throttled(reservation.waitS);
-    }
+    const reservation = await throttle.reserve([keys.pair, keys.source, keys.account], origin.signal);
+    if (!reservation.granted) throw throttled(reservation.waitS);
+    const { ticket } = reservation;
     let found: Awaited<ReturnType<UserStore['findCredentialsByEmail']>>;
     let ok: boolean;
     try {
       found = await users.findCredentialsByEmail(email, origin.signal);
       throwIfAborted(origin.signal);
       ok = await hasher.verify(password, found?.passwordHash ?? null, {
-        signal: origin.signal,
+        signal: attemptSignal(origin.signal),
         source,
       });
     } catch (err) {
-      await throttle.settle([], all).catch(() => {}); // never evaluated: give the attempt back
+      await throttle.settle(ticket, { result: 'void' }).catch(() => {}); // never evaluated
       throw err;
     }
     if (!found || !ok) {
+      const { locks } = await throttle.settle(ticket, { result: 'failure' });
       // the same work whether or not the account exists: one event, its subject only if it does
       await audit.record(
         event(origin, {
@@ -254,10 +258,25 @@ export function createAuthService(deps: AuthDeps) {
           details: { email_hmac: fingerprint(email) },
         }),
       );
+      if (locks.length) {
+        // one event per lock, when it is set; the refusals during it are counted, not written
+        await audit.record(
+          event(origin, {
+            type: 'login.throttled',
+            actor: { type: 'anonymous' },
+            outcome: 'refused',
+            details: {
+              email_hmac: fingerprint(email),
+              locked: locks.map((l) => l.key.slice(0, l.key.indexOf(':'))).join(','),
+              retry_after_s: String(Math.max(...locks.map((l) => l.lockS))),
+            },
+          }),
+        );
+      }
       throw unauthenticated(BAD_CREDENTIALS);
     }
-    // Proven: the pair starts afresh; the address and the account get this attempt back.
-    await throttle.settle([keys.pair], [keys.source, keys.account]);
+    // Proven: the pair starts afresh; the source and the account release their slots.
+    await throttle.settle(ticket, { result: 'success', clear: [keys.pair] });
 
     if (hasher.needsRehash(found.passwordHash)) {
       // Upgrade a hash made at another cost; a concurrent password change wins.
@@ -283,6 +302,32 @@ export function createAuthService(deps: AuthDeps) {
     return { user, tokens: await issue(user, session.sessionId, refresh) };
   };
 
+  /** Register's work once its attempt is reserved: the strength estimate, the hash, the rows. */
+  const createAccount = async (email: string, displayName: string, password: string, origin: Origin) => {
+    const v = new Violations();
+    await checkStrength(v, 'password', password, { email, displayName }, origin);
+    v.throwIfAny();
+    const passwordHash = await hasher.hash(password, { signal: origin.signal, source: origin.source });
+    throwIfAborted(origin.signal);
+    const { session, refresh } = openSession(origin);
+    const user = await transactions.run(async (tx) => {
+      const created = await users.insert({ id: randomUUID(), email, displayName, passwordHash }, tx);
+      await sessions.create(created.id, session, tx);
+      await audit.record(
+        event(origin, {
+          type: 'user.registered',
+          actor: { type: 'anonymous' },
+          outcome: 'success',
+          subjectUserId: created.id,
+          details: { session_id: session.sessionId },
+        }),
+        tx,
+      );
+      return created;
+    }, origin.signal);
+    return { user, session, refresh };
+  };
+
   return {
     async register(
       input: { email: string; password: string; displayName: string },
@@ -293,31 +338,26 @@ export function createAuthService(deps: AuthDeps) {
       checkNewPassword(v, 'password', input.password);
       const displayName = checkDisplayName(v, 'display_name', input.displayName);
       v.throwIfAny();
-      hasher.assertCapacity(origin.clientAddress);
-      await checkStrength(v, 'password', input.password, { email, displayName }, origin);
-      v.throwIfAny();
-
-      const passwordHash = await hasher.hash(input.password, {
-        signal: origin.signal,
-        source: origin.clientAddress,
-      });
-      throwIfAborted(origin.signal);
-      const { session, refresh } = openSession(origin);
-      const user = await transactions.run(async (tx) => {
-        const created = await users.insert({ id: randomUUID(), email, displayName, passwordHash }, tx);
-        await sessions.create(created.id, session, tx);
-        await audit.record(
-          event(origin, {
-            type: 'user.registered',
-            actor: { type: 'anonymous' },
-            outcome: 'success',
-            subjectUserId: created.id,
-            details: { session_id: session.sessionId },
-          }),
-          tx,
-        );
-        return created;
-      }, origin.signal);
+      // counted per source before any estimate or hash; a success gives its attempt back
+      hasher.assertCapacity(origin.source);
+      const reservation = await throttle.reserve(
+        [{ key: `reg:${origin.source}`, max: policy.registerLimit }],
+        origin.signal,
+      );
+      if (!reservation.granted) throw throttled(reservation.waitS);
+      const { ticket } = reservation;
+      let created: Awaited<ReturnType<typeof createAccount>>;
+      try {
+        created = await createAccount(email, displayName, input.password, {
+          ...origin,
+          signal: attemptSignal(origin.signal),
+        });
+      } catch (err) {
+        await throttle.settle(ticket, { result: evaluated(err) ? 'failure' : 'void' }).catch(() => {});
+        throw err;
+      }
+      await throttle.settle(ticket, { result: 'void' }).catch(() => {}); // else its slot expires
+      const { user, session, refresh } = created;
       return { user, tokens: await issue(user, session.sessionId, refresh) };
     },
 
@@ -437,7 +477,7 @@ export function createAuthService(deps: AuthDeps) {
       checkGivenPassword(v, 'current_password', input.currentPassword);
       checkNewPassword(v, 'new_password', input.newPassword);
       v.throwIfAny();
-      const source = origin.clientAddress;
+      const source = origin.source;
       hasher.assertCapacity(source);
 
       const found = await users.findCredentialsById(caller.userId, origin.signal);

@@ -1,7 +1,8 @@
 /**
  * Service accounts: other services' identities. The operator command creates, lists, rotates and
  * deletes them; a service exchanges its client credentials for a short-lived access token
- * (AuthService/IssueServiceToken), throttled per client id and client address like a Login.
+ * (AuthService/IssueServiceToken), throttled per (client id, source) and per source like a Login,
+ * never per client id alone (wrong secrets from elsewhere must not lock the real service out).
  *
  * A client secret is 256 random bits, shown once; only its SHA-256 is stored (a fast hash is enough
  * for a secret of that strength) and compared in constant time. A rotation keeps the previous
@@ -199,7 +200,7 @@ export function createServiceAccountAdmin({
 
 export type ServiceTokenIssuer = ReturnType<typeof createServiceTokenIssuer>;
 
-/** AuthService/IssueServiceToken. `limits`: the login limits, applied to client ids (pair, source, account). */
+/** AuthService/IssueServiceToken. `limits`: the login limits, applied to (client id, source) pairs and sources. */
 export function createServiceTokenIssuer(deps: {
   accounts: ServiceAccountStore;
   tokens: TokenService;
@@ -219,15 +220,26 @@ export function createServiceTokenIssuer(deps: {
       if (input.clientSecret === '') v.add('client_secret', 'is required');
       else if (input.clientSecret.length > 256) v.add('client_secret', 'must be at most 256 characters');
       v.throwIfAny();
-      const keys = loginKeys(`svc:${input.clientId}`, origin.clientAddress, limits);
-      const reservation = await throttle.reserve([keys.pair, keys.source, keys.account], origin.signal);
+      // per (client id, source) and per source only: failures never lock the client id as a whole,
+      // so wrong secrets from elsewhere cannot lock the real service out
+      const keys = loginKeys(`svc:${input.clientId}`, origin.source, limits);
+      const reservation = await throttle.reserve([keys.pair, keys.source], origin.signal);
       if (!reservation.granted) throw throttled(reservation.waitS);
-      const found = CLIENT_ID_RE.test(input.clientId)
-        ? await accounts.findByClientId(input.clientId, origin.signal)
-        : null;
-      if (!found || !matchesAny(input.clientSecret, found.secretHashes))
+      const { ticket } = reservation;
+      let found: Awaited<ReturnType<ServiceAccountStore['findByClientId']>>;
+      try {
+        found = CLIENT_ID_RE.test(input.clientId)
+          ? await accounts.findByClientId(input.clientId, origin.signal)
+          : null;
+      } catch (err) {
+        await throttle.settle(ticket, { result: 'void' }).catch(() => {}); // never evaluated
+        throw err;
+      }
+      if (!found || !matchesAny(input.clientSecret, found.secretHashes)) {
+        await throttle.settle(ticket, { result: 'failure' });
         throw unauthenticated(BAD_CLIENT_CREDENTIALS);
-      await throttle.settle([keys.pair], [keys.source, keys.account]);
+      }
+      await throttle.settle(ticket, { result: 'success', clear: [keys.pair] });
       throwIfAborted(origin.signal);
       const { account } = found;
       const issued = await tokens.signService({

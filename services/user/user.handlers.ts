@@ -47,7 +47,7 @@ export function createUserHandlers(
           currentPassword: req.currentPassword,
         },
         req.updateMask,
-        { signal: ctx.signal, source: ctx.clientAddress, requestId: ctx.requestId },
+        { signal: ctx.signal, source: ctx.clientSource, requestId: ctx.requestId },
       );
       return toUserMessage(updated);
     },

@@ -32,7 +32,8 @@ const STATEMENTS = {
       LIMIT ${BATCH})`,
   throttle: `DELETE FROM login_throttle WHERE key IN (
       SELECT key FROM login_throttle
-      WHERE last_failure_at < now() - make_interval(secs => $1) AND (locked_until IS NULL OR locked_until < now())
+      WHERE last_failure_at < now() - make_interval(secs => $1)
+        AND (locked_until IS NULL OR locked_until < now() - make_interval(secs => $1))
       LIMIT ${BATCH})`,
   auditEvents: `SELECT audit_events_prune($1, ${BATCH}) AS deleted`,
 } as const;

@@ -71,6 +71,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         metadata: ctx.metadata,
         signal: ctx.signal,
         clientAddress: ctx.clientAddress,
+        clientSource: ctx.clientSource,
         // read when a handler wants it (Login, Register: the session's user agent), not per call
         get userAgent() {
           return userAgentOf(ctx.metadata);
@@ -95,6 +96,7 @@ export function adaptService<S extends Record<string, UnaryMethod>, P extends Po
         peer: call.getPeer(),
         clientAddress: '',
         certificate: certificateOf(call),
+        clientSource: '',
         caller: undefined,
         live: true,
         requestId: '',

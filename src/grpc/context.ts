@@ -26,6 +26,8 @@ export interface CallContext {
   readonly peer: string;
   /** Where the call comes from (the client address step; see TRUSTED_PROXIES). */
   clientAddress: string;
+  /** What per-address limits count by: the IPv4 address, or the IPv6 network (THROTTLE_IPV6_PREFIX). */
+  clientSource: string;
   /** The client certificate's names and purpose, when mutual TLS verified one. */
   readonly certificate: ClientCertificate | undefined;
   /** Set by the authentication step for bearer methods. */
@@ -68,6 +70,8 @@ export interface PublicContext {
   readonly signal: AbortSignal;
   /** The client address (see TRUSTED_PROXIES). */
   readonly clientAddress: string;
+  /** What per-address limits count by: the IPv4 address, or the IPv6 network (THROTTLE_IPV6_PREFIX). */
+  readonly clientSource: string;
   /** The `user-agent` metadata, cut to 256 characters of printable text. */
   readonly userAgent: string;
   /** The call's request id (as logged and sent back in `x-request-id`). */

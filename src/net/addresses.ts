@@ -45,6 +45,75 @@ export function parseCidrs(text: string): Cidr[] {
     });
 }
 
+/**
+ * The throttle source of a client address: what every per-address limit counts by. IPv4 is the
+ * address itself (/32); IPv4-mapped IPv6 counts as IPv4; IPv6 is its network of `ipv6Prefix` bits
+ * in RFC 5952 form (`2001:db8:1:2::/64`), since one subscriber usually holds a whole /64 (or /48).
+ * Anything that is not an IP address (a Unix socket peer) is its own source.
+ */
+export function throttleSource(address: string, ipv6Prefix: number): string {
+  const ip = normalizeIp(address);
+  const version = net.isIP(ip);
+  if (version === 4) return ip;
+  if (version !== 6) return ip;
+  const words = ipv6Words(ip);
+  if (
+    words[0] === 0 &&
+    words[1] === 0 &&
+    words[2] === 0 &&
+    words[3] === 0 &&
+    words[4] === 0 &&
+    words[5] === 0xffff
+  ) {
+    const [a = 0, b = 0] = [words[6], words[7]];
+    return `${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
+  }
+  const prefix = Math.max(0, Math.min(128, Math.trunc(ipv6Prefix)));
+  const masked = words.map((w, i) => {
+    const bits = Math.max(0, Math.min(16, prefix - i * 16));
+    return bits === 16 ? w : bits === 0 ? 0 : w & ((0xffff << (16 - bits)) & 0xffff);
+  });
+  return `${formatIpv6(masked)}/${prefix}`;
+}
+
+/** The eight 16-bit words of a valid IPv6 address (with `::` and a trailing dotted IPv4 allowed). */
+function ipv6Words(ip: string): number[] {
+  let text = ip.split('%')[0] as string; // a zone id is not part of the address
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((h) => Number.parseInt(h, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  const zeros = Array.from({ length: 8 - left.length - right.length }, () => 0);
+  return [...left, ...zeros, ...right];
+}
+
+/** RFC 5952: lower-case hex without leading zeros, the longest run of two or more zero words as `::`. */
+function formatIpv6(words: readonly number[]): string {
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLength) {
+      best = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: readonly number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (best < 0) return hex(words);
+  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLength))}`;
+}
+
 export interface AddressResolver {
   /** The client address of a call from `peer` (grpc-js `call.getPeer()`) with these `x-forwarded-for` values. */
   clientAddress(peer: string, forwardedFor: readonly string[]): string;

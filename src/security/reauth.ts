@@ -6,6 +6,7 @@
  */
 import { throttled, unauthenticated } from '../errors.js';
 import type { AttemptThrottle } from '../ports.js';
+import { attemptSignal } from '../throttle.js';
 import type { RunOptions } from './limiter.js';
 import type { PasswordHasher } from './passwords.js';
 
@@ -25,14 +26,21 @@ export function createCurrentPasswordCheck(deps: {
     const key = { key: `user:${account.id}`, max: maxFailures };
     const reservation = await throttle.reserve([key], options.signal);
     if (!reservation.granted) throw throttled(reservation.waitS);
+    const { ticket } = reservation;
     let ok: boolean;
     try {
-      ok = await hasher.verify(password, account.passwordHash, options);
+      ok = await hasher.verify(password, account.passwordHash, {
+        ...options,
+        signal: attemptSignal(options.signal),
+      });
     } catch (err) {
-      await throttle.settle([], [key]).catch(() => {}); // never evaluated: give the attempt back
+      await throttle.settle(ticket, { result: 'void' }).catch(() => {}); // never evaluated
       throw err;
     }
-    if (!ok) throw unauthenticated('current_password is incorrect');
-    await throttle.settle([key], []);
+    if (!ok) {
+      await throttle.settle(ticket, { result: 'failure' });
+      throw unauthenticated('current_password is incorrect');
+    }
+    await throttle.settle(ticket, { result: 'success', clear: [key] });
   };
 }

@@ -9,14 +9,19 @@ const kindOf = (p: Promise<unknown>) =>
     (e: unknown) => (e instanceof AppError ? e.kind : `not an AppError: ${String(e)}`),
   );
 const ada = { email: ' Ada@Example.com ', password: 'correct horse battery', displayName: 'Ada' };
-const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress });
+const from = (clientAddress: string) => ({ ...ORIGIN, clientAddress, source: clientAddress });
 
 describe('auth use cases (in-memory stores)', () => {
   it('registers: the user and its first session in one transaction, email normalised, origin recorded', async () => {
     const { auth, stores, callerOf } = await useCases();
     const { user, tokens } = await auth.register(ada, ORIGIN);
     expect(user.email).to.equal('ada@example.com');
-    expect(stores.calls.slice(0, 3)).to.deep.equal(['transaction', 'users.insert', 'sessions.create']);
+    expect(stores.calls.slice(0, 4)).to.deep.equal([
+      'throttle.reserve',
+      'transaction',
+      'users.insert',
+      'sessions.create',
+    ]);
     const caller = await callerOf(tokens.accessToken);
     expect(caller).to.include({ userId: user.id, email: 'ada@example.com' });
     expect(stores.state().sessions.get(caller.sessionId)).to.include({
@@ -52,7 +57,12 @@ describe('auth use cases (in-memory stores)', () => {
       )
       .catch((e: AppError) => e.message);
     expect(personal).to.match(/must not be built from your email address or display name/);
-    expect(stores.calls).to.deep.equal([]);
+    expect(stores.calls, 'only the attempts counted (REGISTER_SOURCE_MAX_FAILURES)').to.deep.equal([
+      'throttle.reserve',
+      'throttle.settle',
+      'throttle.reserve',
+      'throttle.settle',
+    ]);
     expect(hasher.stats().started).to.equal(0);
   });
 
@@ -359,5 +369,25 @@ describe('auth use cases: security outcomes counted for the metrics', () => {
       'refresh:invalid',
       'refresh:replay',
     ]);
+  });
+});
+
+describe('auth use cases: Register throttling (REGISTER_SOURCE_MAX_FAILURES)', () => {
+  it('counts failed Registers per source before any hash, refuses a source over its limit, and a success gives its attempt back', async () => {
+    const { auth, hasher } = await useCases(); // registerLimit 4
+    const here = from('203.0.113.40');
+    await auth.register(ada, here);
+    for (let i = 0; i < 3; i++)
+      await auth.register({ ...ada, displayName: `Ada ${i}` }, here).catch(() => {});
+    await auth.register({ ...ada, email: 'grace@example.com' }, here); // a success: no attempt kept
+    expect(await kindOf(auth.register({ ...ada, displayName: 'Ada 4' }, here))).to.equal('ALREADY_EXISTS');
+    const hashes = hasher.stats().started;
+    expect(await kindOf(auth.register({ ...ada, email: 'hedy@example.com' }, here))).to.equal(
+      'RESOURCE_EXHAUSTED',
+    );
+    expect(hasher.stats().started, 'no hash for a refused source').to.equal(hashes);
+    expect(
+      await kindOf(auth.register({ ...ada, email: 'hedy@example.com' }, from('198.51.100.41'))),
+    ).to.equal('OK');
   });
 });

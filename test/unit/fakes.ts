@@ -5,7 +5,7 @@
  * every call, so a test can also assert what was NOT asked of storage.
  */
 import type { UserCaller } from '../../src/caller.js';
-import { alreadyExists } from '../../src/errors.js';
+import { alreadyExists, throwIfAborted } from '../../src/errors.js';
 import type {
   AttemptThrottle,
   AuditLog,
@@ -22,7 +22,7 @@ import type {
   UserRecord,
   UserStore,
 } from '../../src/ports.js';
-import { refund, reserve, type ThrottlePolicy, type ThrottleRow } from '../../src/throttle.js';
+import { decide, grant, settle, type ThrottlePolicy, type ThrottleRow } from '../../src/throttle.js';
 
 interface StoredUser extends UserCredentials {
   deleted: boolean;
@@ -302,20 +302,28 @@ export function createMemoryStores(clock: () => number = Date.now) {
   };
 
   const throttle: AttemptThrottle = {
-    async reserve(keys) {
+    async reserve(keys, signal) {
       record('throttle.reserve');
-      const rows = keys.flatMap((k) => state.throttle.get(k.key) ?? []);
-      const { reservation, next } = reserve(keys, rows, clock(), THROTTLE_POLICY);
-      for (const row of next) state.throttle.set(row.key, row);
-      return reservation;
-    },
-    async settle(clear, refunded) {
-      record('throttle.settle');
-      for (const k of clear) state.throttle.delete(k.key);
-      for (const k of refunded) {
-        const row = state.throttle.get(k.key);
-        if (row && !clear.some((c) => c.key === k.key)) state.throttle.set(k.key, refund(row, k.max));
+      for (;;) {
+        const rows = keys.flatMap((k) => state.throttle.get(k.key) ?? []);
+        const decision = decide(keys, rows, clock(), THROTTLE_POLICY);
+        if (decision.kind === 'locked') return { granted: false, waitS: decision.waitS };
+        if (decision.kind === 'grant') {
+          const { ticket, next } = grant(keys, rows, clock());
+          for (const row of next) state.throttle.set(row.key, row);
+          return { granted: true, ticket };
+        }
+        await new Promise((r) => setImmediate(r)); // others in flight: wait for them to settle
+        throwIfAborted(signal);
       }
+    },
+    async settle(ticket, how) {
+      record('throttle.settle');
+      const rows = ticket.keys.flatMap((k) => state.throttle.get(k.key) ?? []);
+      const { next, drop, locks } = settle(ticket, rows, clock(), THROTTLE_POLICY, how);
+      for (const row of next) state.throttle.set(row.key, row);
+      for (const key of drop) state.throttle.delete(key);
+      return { locks };
     },
   };
 

@@ -35,7 +35,7 @@ export const fastBcrypt: Bcrypt = {
 };
 
 export const LOGIN_LIMITS = { pair: 3, source: 6, account: 10 };
-export const ORIGIN = { clientAddress: '198.51.100.7', userAgent: 'unit-test/1.0' };
+export const ORIGIN = { clientAddress: '198.51.100.7', source: '198.51.100.7', userAgent: 'unit-test/1.0' };
 
 export async function useCases(
   options: { hashQueueMax?: number; graceS?: number; bcrypt?: Bcrypt; sessionMaxLifetimeS?: number } = {},
@@ -90,6 +90,7 @@ export async function useCases(
       refreshReuseGraceS: options.graceS ?? 0,
       sessionMaxLifetimeS: options.sessionMaxLifetimeS ?? 30 * 86_400,
       loginLimits: LOGIN_LIMITS,
+      registerLimit: 4,
     },
   });
   const users = createUserService({

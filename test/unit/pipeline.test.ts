@@ -60,6 +60,7 @@ function context(policy: CallPolicy, token?: string, request: unknown = {}): Cal
     signal: new AbortController().signal,
     peer: '127.0.0.1:5000',
     clientAddress: '127.0.0.1',
+    clientSource: '127.0.0.1',
     certificate: undefined,
     caller: undefined,
     live: true,

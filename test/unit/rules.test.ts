@@ -7,7 +7,7 @@ import { BadRequest } from '../../src/gen/google/rpc/error_details.js';
 import { Status } from '../../src/gen/google/rpc/status.js';
 import { BAD_REQUEST_TYPE_URL, STATUS_DETAILS_KEY, toStatus } from '../../src/grpc/status.js';
 import { createLogger } from '../../src/logger.js';
-import { createAddressResolver, parseCidrs } from '../../src/net/addresses.js';
+import { createAddressResolver, parseCidrs, throttleSource } from '../../src/net/addresses.js';
 import { createPageTokenCodec } from '../../src/security/page-tokens.js';
 import { ASCII_CONFUSABLES } from '../../src/text/confusables.js';
 import {
@@ -18,7 +18,14 @@ import {
   scriptsOfChar,
   wordsOf,
 } from '../../src/text/unicode.js';
-import { lockoutSeconds, refund, reserve, type ThrottleRow } from '../../src/throttle.js';
+import {
+  decide,
+  grant,
+  IN_FLIGHT_TTL_S,
+  lockoutSeconds,
+  settle,
+  type ThrottleRow,
+} from '../../src/throttle.js';
 import {
   checkDisplayName,
   checkEmail,
@@ -49,38 +56,102 @@ describe('throttle rules', () => {
     expect(lockoutSeconds(12, 5, policy)).to.equal(3600);
     expect(lockoutSeconds(10_000, 5, policy), 'no overflow').to.equal(3600);
   });
-  it('counts an attempt against every key, locking the one that reaches its limit', () => {
-    const rows: ThrottleRow[] = [{ key: key.key, failures: 4, lastFailureAt: now - 1000, lockedUntil: null }];
-    const { reservation, next } = reserve([key, { key: 'src:1.2.3.4', max: 20 }], rows, now, policy);
-    expect(reservation).to.deep.equal({ granted: true });
-    expect(next).to.deep.equal([
-      { key: key.key, failures: 5, lastFailureAt: now, lockedUntil: now + 30_000 },
-      { key: 'src:1.2.3.4', failures: 1, lastFailureAt: now, lockedUntil: null },
+  const row = (r: Partial<ThrottleRow> & { key: string }): ThrottleRow => ({
+    failures: 0,
+    lastFailureAt: now,
+    lockedUntil: null,
+    inFlight: [],
+    ...r,
+  });
+  const src = { key: 'src:1.2.3.4', max: 20 };
+  it('grants below the limit, holding a slot in flight on every key (no failure counted yet)', () => {
+    const rows = [row({ key: key.key, failures: 4, lastFailureAt: now - 1000 })];
+    expect(decide([key, src], rows, now, policy)).to.deep.equal({ kind: 'grant' });
+    const { ticket, next } = grant([key, src], rows, now);
+    expect(ticket.expiresAt).to.equal(now + IN_FLIGHT_TTL_S * 1000);
+    expect(next.map((r) => [r.key, r.failures, r.inFlight])).to.deep.equal([
+      [key.key, 4, [ticket.expiresAt]],
+      ['src:1.2.3.4', 0, [ticket.expiresAt]],
     ]);
   });
-  it('counts nothing while any key is locked, and says how long to wait', () => {
-    const rows: ThrottleRow[] = [
-      { key: 'acct:a', failures: 100, lastFailureAt: now, lockedUntil: now + 12_300 },
-    ];
-    expect(reserve([key, { key: 'acct:a', max: 100 }], rows, now, policy)).to.deep.equal({
-      reservation: { granted: false, waitS: 13 },
-      next: [],
+  it('waits, not refuses, while attempts in flight hold the rest of the budget; refuses only a lock', () => {
+    const inFlight = Array.from({ length: 5 }, (_, i) => now + 1000 + i);
+    expect(decide([key], [row({ key: key.key, inFlight })], now, policy)).to.deep.equal({ kind: 'wait' });
+    expect(
+      decide([key], [row({ key: key.key, inFlight: inFlight.slice(1) })], now, policy),
+      '4 in flight: one more may start',
+    ).to.deep.equal({ kind: 'grant' });
+    expect(
+      decide([key], [row({ key: key.key, inFlight: inFlight.map((t) => t - 2000) })], now, policy),
+      'slots of a dead process expire',
+    ).to.deep.equal({ kind: 'grant' });
+    const locked = [row({ key: 'acct:a', failures: 100, lockedUntil: now + 12_300 })];
+    expect(decide([key, { key: 'acct:a', max: 100 }], locked, now, policy)).to.deep.equal({
+      kind: 'locked',
+      waitS: 13,
     });
+  });
+  it('counts a settled failure on every key and locks the one that reaches its limit; releases the slot', () => {
+    const { ticket, next } = grant([key, src], [row({ key: key.key, failures: 4 })], now);
+    const later = now + 500;
+    const out = settle(ticket, next, later, policy, { result: 'failure' });
+    expect(out.next).to.deep.equal([
+      row({ key: key.key, failures: 5, lastFailureAt: later, lockedUntil: later + 30_000 }),
+      row({ key: src.key, failures: 1, lastFailureAt: later }),
+    ]);
+    expect(out.locks).to.deep.equal([{ key: key.key, lockS: 30 }]);
+  });
+  it('after a success clears the proven key and releases the others, dropping rows left empty', () => {
+    const { ticket, next } = grant(
+      [key, src],
+      [row({ key: key.key, failures: 3 }), row({ key: src.key, failures: 2 })],
+      now,
+    );
+    const out = settle(ticket, next, now, policy, { result: 'success', clear: [key] });
+    expect(out.drop).to.deep.equal([key.key]);
+    expect(out.next).to.deep.equal([row({ key: src.key, failures: 2 })]);
+    expect(settle(ticket, next, now, policy, { result: 'void' }).next.map((r) => r.failures)).to.deep.equal([
+      3, 2,
+    ]);
+  });
+  it("counts an account key only on the first failure of the attempt's pair within the window (distinct sources)", () => {
+    const acct = { key: 'acct:a', max: 100, firstOf: key.key };
+    const first = grant([key, acct], [], now);
+    const one = settle(first.ticket, first.next, now, policy, { result: 'failure' }).next;
+    expect(one.map((r) => r.failures)).to.deep.equal([1, 1]);
+    const second = grant([key, acct], one, now);
+    const two = settle(second.ticket, second.next, now, policy, { result: 'failure' }).next;
+    expect(
+      two.map((r) => r.failures),
+      'the same source again: the account does not move',
+    ).to.deep.equal([2, 1]);
   });
   it('forgets failures older than the window', () => {
-    const old: ThrottleRow[] = [
-      { key: key.key, failures: 4, lastFailureAt: now - 901_000, lockedUntil: null },
-    ];
-    expect(reserve([key], old, now, policy).next[0]?.failures).to.equal(1);
+    const old = [row({ key: key.key, failures: 4, lastFailureAt: now - 901_000 })];
+    const { ticket, next } = grant([key], old, now);
+    expect(settle(ticket, next, now, policy, { result: 'failure' }).next[0]?.failures).to.equal(1);
   });
-  it('gives a refunded key its attempt back, and the lock only that attempt caused', () => {
-    expect(refund({ key: 'k', failures: 20, lastFailureAt: now, lockedUntil: now + 30_000 }, 20)).to.include({
-      failures: 19,
-      lockedUntil: null,
-    });
-    expect(
-      refund({ key: 'k', failures: 25, lastFailureAt: now, lockedUntil: now + 30_000 }, 20).lockedUntil,
-    ).to.equal(now + 30_000);
+  it('doubles the lock up to LOGIN_LOCKOUT_MAX_S: the window counts from the end of the last lock', () => {
+    let clock = now;
+    let rows: ThrottleRow[] = [];
+    const locks: number[] = [];
+    // one failure each time the previous lock has ended (and 10 minutes more: still within 900 s)
+    for (let i = 0; i < 14; i++) {
+      const { ticket, next } = grant([key], rows, clock);
+      const out = settle(ticket, next, clock, policy, { result: 'failure' });
+      rows = out.next;
+      const lock = out.locks[0]?.lockS;
+      if (lock) {
+        locks.push(lock);
+        clock += lock * 1000 + 600_000;
+      } else clock += 1000;
+      expect(decide([key], rows, clock, policy).kind, `after failure ${i + 1}`).to.equal('grant');
+    }
+    expect(locks).to.deep.equal([30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    // more than the window after the end of the last lock: a fresh start
+    clock = (rows[0]?.lockedUntil ?? 0) + 901_000;
+    const { ticket, next } = grant([key], rows, clock);
+    expect(settle(ticket, next, clock, policy, { result: 'failure' }).next[0]?.failures).to.equal(1);
   });
 });
 
@@ -106,6 +177,39 @@ describe('client addresses (TRUSTED_PROXIES)', () => {
     expect(() => parseCidrs('10.0.0.0/33')).to.throw(/10\.0\.0\.0\/33/);
     expect(() => parseCidrs('proxy.internal')).to.throw(/proxy\.internal/);
     expect(parseCidrs('')).to.deep.equal([]);
+  });
+});
+
+describe('throttle sources (THROTTLE_IPV6_PREFIX)', () => {
+  it('counts IPv4 by address and IPv4-mapped IPv6 as IPv4', () => {
+    expect(throttleSource('203.0.113.7', 64)).to.equal('203.0.113.7');
+    expect(throttleSource('::ffff:203.0.113.7', 64)).to.equal('203.0.113.7');
+    expect(throttleSource('::FFFF:cb00:7107', 48)).to.equal('203.0.113.7');
+  });
+  it('counts IPv6 by its network, in one spelling whatever the compressed form', () => {
+    for (const spelling of [
+      '2001:db8:1:2:aaaa:bbbb:cccc:dddd',
+      '2001:0db8:0001:0002:0000:0000:0000:0001',
+      '2001:DB8:1:2::1',
+      '2001:db8:1:2::ffff:1.2.3.4',
+    ])
+      expect(throttleSource(spelling, 64), spelling).to.equal('2001:db8:1:2::/64');
+    expect(throttleSource('2001:db8:1:3::1', 64), 'the next /64').to.equal('2001:db8:1:3::/64');
+  });
+  it('applies prefixes 48, 64 and 128, and the longest zero run becomes ::', () => {
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 48)).to.equal('2001:db8:1::/48');
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 56)).to.equal('2001:db8:1::/56');
+    expect(throttleSource('2001:db8:1:2ff:3:4:5:6', 56)).to.equal('2001:db8:1:200::/56');
+    expect(throttleSource('2001:db8:1:2:3:4:5:6', 128)).to.equal('2001:db8:1:2:3:4:5:6/128');
+    expect(throttleSource('2001:0:0:1:0:0:0:1', 128)).to.equal('2001:0:0:1::1/128');
+    expect(throttleSource('2001:db8::', 64)).to.equal('2001:db8::/64');
+    expect(throttleSource('::', 64)).to.equal('::/64');
+    expect(throttleSource('::1', 128)).to.equal('::1/128');
+    expect(throttleSource('fe80::1%eth0', 64)).to.equal('fe80::/64');
+  });
+  it('leaves anything that is not an IP address as it is', () => {
+    expect(throttleSource('unix:/tmp/s.sock', 64)).to.equal('unix:/tmp/s.sock');
+    expect(throttleSource('', 64)).to.equal('');
   });
 });
 

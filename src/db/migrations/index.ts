@@ -7,6 +7,7 @@
 import * as initialSchema from './0001-initial-schema.js';
 import * as auditEvents from './0002-audit-events.js';
 import * as cacheNotices from './0003-cache-notices.js';
+import * as throttleInFlight from './0004-throttle-in-flight.js';
 import * as auditOwner from './0005-audit-owner.js';
 import * as serviceTokenRevocation from './0006-service-token-revocation.js';
 import type { Migration } from './migration.js';
@@ -15,6 +16,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: '0001-initial-schema', ...initialSchema },
   { name: '0002-audit-events', ...auditEvents },
   { name: '0003-cache-notices', ...cacheNotices },
+  { name: '0004-throttle-in-flight', ...throttleInFlight },
   { name: '0005-audit-owner', up: auditOwner.up },
   { name: '0006-service-token-revocation', ...serviceTokenRevocation },
 ];
