@@ -6,7 +6,7 @@
  * names, the account's own words, keyboard runs, repeats, sequences, years and dates) keep
  * zxcvbn's guesses, and every character no such pattern explains counts what a guesser must try
  * for it: 26 for a letter, 10 for a digit, 33 for anything else. Below 10^6 guesses it is refused.
- * Measured: random 8-character [A-Za-z0-9] passwords re-estimate at ≥ 10^6.9 (5,000 of 5,000);
+ * Measured: random 8-character [A-Za-z0-9] passwords re-estimate at ≥ 10^6.4 (100,000 of 100,000);
  * `password1!` 10^3.9, `Summer2024!` 10^4.9, `Monkey12!` 10^5.2.
  *
  * Used by the strength worker (strength-worker.ts) and directly by the unit tests. Loading the
@@ -46,6 +46,12 @@ function writtenLikeAWord(token: string): boolean {
   return letters === '' || LOWER_OR_CAPITALISED_OR_UPPER.test(letters);
 }
 
+/** More letters than other characters (a l33t spelling of a word, not digits read as letters). */
+function mostlyLetters(token: string): boolean {
+  const letters = token.replace(/[^\p{L}]/gu, '').length;
+  return letters > token.length - letters;
+}
+
 /**
  * The kind of pattern a match is, when it is one a person would choose; null for what random
  * characters produce by chance (`44rEN` as l33t of "aaren", a run of 3 keys).
@@ -57,10 +63,13 @@ export function patternOf(m: MatchExtended): Weakness | null {
       if (length < 3) return null;
       if (m.dictionaryName === 'userInputs') return length >= 4 ? 'your email or name' : null;
       if (!writtenLikeAWord(m.token)) return null;
+      // l33t that swaps as many characters as it keeps is what random text produces (`P0WE17`, `730`)
+      if (m.l33t && !mostlyLetters(m.token)) return null;
       return m.dictionaryName.startsWith('passwords') ? 'common password' : 'word or name';
     }
     case 'wordSequence':
-      return 'word or name';
+      // short runs of number or zodiac names turn up in random text by chance (`owtxo`, `OneOX`)
+      return length >= 6 && writtenLikeAWord(m.token) ? 'word or name' : null;
     case 'spatial':
       return length >= 4 ? 'keyboard pattern' : null;
     case 'repeat':
@@ -75,9 +84,13 @@ export function patternOf(m: MatchExtended): Weakness | null {
   }
 }
 
-/** log10 of the guesses one unexplained character is worth. */
-function charLog10(ch: string): number {
-  if (/\p{L}/u.test(ch)) return Math.log10(26);
+/**
+ * log10 of the guesses one unexplained character is worth: 26 for a letter (52 when the
+ * unexplained letters mix cases, as random ones do: a guesser must try both), 10 for a digit, 33
+ * for anything else.
+ */
+function charLog10(ch: string, mixedCase: boolean): number {
+  if (/\p{L}/u.test(ch)) return Math.log10(mixedCase ? 52 : 26);
   if (/\p{N}/u.test(ch)) return 1;
   return Math.log10(33);
 }
@@ -127,8 +140,10 @@ export function createPasswordJudge() {
         for (let k = m.i; k <= m.j; k++) covered[k] = true;
         weight.set(kind, (weight.get(kind) ?? 0) + (m.j - m.i + 1));
       }
+      const unexplained = [...password].filter((_, k) => !covered[k]).join('');
+      const mixedCase = /\p{Ll}/u.test(unexplained) && /\p{Lu}/u.test(unexplained);
       for (let k = 0; k < password.length; k++) {
-        if (!covered[k]) guessesLog10 += charLog10(password[k] ?? '');
+        if (!covered[k]) guessesLog10 += charLog10(password[k] ?? '', mixedCase);
       }
       const main = [...weight].sort((x, y) => y[1] - x[1])[0]?.[0];
       const weakness = guessesLog10 < MIN_GUESSES_LOG10 ? (main ?? 'common password') : null;

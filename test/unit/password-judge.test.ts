@@ -25,6 +25,14 @@ describe('new-password judge (zxcvbn patterns)', function () {
     expect(weak).to.deep.equal([]);
   });
 
+  it('accepts random passwords in which zxcvbn finds words by chance (seen refused in 1 of ~10,000)', () => {
+    // short number-name runs (`OneOX`, `owtxo`), l33t that swaps as much as it keeps (`P0WE17`,
+    // `730`), a three-letter word beside mixed-case random letters
+    const seen = ['OneOXf8y', 'T5DoN3ox', 'wvdxoGOx', 'owtxo1j6', 'oyP0WE17', 'Re16n730'];
+    const weak = seen.filter((p) => judge.judge(p, words).weakness !== null);
+    expect(weak).to.deep.equal([]);
+  });
+
   it('refuses common and breached passwords, keyboard runs, repeats, sequences and years, saying which', () => {
     const cases: [string, string][] = [
       ['password1!', 'common password'],
