@@ -73,26 +73,6 @@ export function createAttemptThrottle(db: Database, policy: ThrottlePolicy): Att
       { tx },
     );
 
-  // One transaction at a time per key in this process: attempts on a hot key (16 parallel calls
-  // from one source) queue here instead of each holding a pooled connection while it waits for
-  // the row lock, which would starve every other call of connections.
-  const tails = new Map<string, Promise<void>>();
-  const exclusive = async <T>(names: readonly string[], fn: () => Promise<T>): Promise<T> => {
-    const previous = names.map((n) => tails.get(n) ?? Promise.resolve());
-    let release = () => {};
-    const mine = new Promise<void>((r) => {
-      release = r;
-    });
-    for (const n of names) tails.set(n, mine);
-    try {
-      await Promise.all(previous);
-      return await fn();
-    } finally {
-      release();
-      for (const n of names) if (tails.get(n) === mine) tails.delete(n);
-    }
-  };
-
   // Attempts waiting here for others in flight: woken when an attempt of this process settles.
   const sleepers = new Set<() => void>();
   const wakeAll = () => {
@@ -119,20 +99,18 @@ export function createAttemptThrottle(db: Database, policy: ThrottlePolicy): Att
     const first = decide(keys, seen.map(toRule), now, policy);
     if (first.kind === 'locked') return { granted: false, waitS: first.waitS } as const;
     if (first.kind === 'wait') return 'wait' as const;
-    return exclusive(names, () =>
-      db.run(async (tx) => {
-        await db.execute(INSERT_ROWS, [names], { tx, signal });
-        const locked = await db.select<Row>(LOCK_ROWS, [names], { tx, signal });
-        const rows = locked.map(toRule);
-        const at = locked[0]?.now.getTime() ?? now;
-        const decision = decide(keys, rows, at, policy);
-        if (decision.kind === 'locked') return { granted: false, waitS: decision.waitS } as const;
-        if (decision.kind === 'wait') return 'wait' as const;
-        const { ticket, next } = grant(keys, rows, at);
-        await write(next, tx);
-        return { granted: true, ticket } as const;
-      }, signal),
-    );
+    return db.run(async (tx) => {
+      await db.execute(INSERT_ROWS, [names], { tx, signal });
+      const locked = await db.select<Row>(LOCK_ROWS, [names], { tx, signal });
+      const rows = locked.map(toRule);
+      const at = locked[0]?.now.getTime() ?? now;
+      const decision = decide(keys, rows, at, policy);
+      if (decision.kind === 'locked') return { granted: false, waitS: decision.waitS } as const;
+      if (decision.kind === 'wait') return 'wait' as const;
+      const { ticket, next } = grant(keys, rows, at);
+      await write(next, tx);
+      return { granted: true, ticket } as const;
+    }, signal);
   };
 
   return {
@@ -152,18 +130,20 @@ export function createAttemptThrottle(db: Database, policy: ThrottlePolicy): Att
     async settle(ticket, how) {
       const names = sorted(ticket.keys);
       try {
-        return await exclusive(names, () =>
-          db.run(async (tx) => {
+        return await db.run(async (tx) => {
+          let found = await db.select<Row>(LOCK_ROWS, [names], { tx });
+          if (how.result === 'failure' && found.length < names.length) {
+            // a row pruned while its attempt was in flight: the failure still counts
             await db.execute(INSERT_ROWS, [names], { tx });
-            const found = await db.select<Row>(LOCK_ROWS, [names], { tx });
-            const now = found[0]?.now.getTime() ?? Date.now();
-            const { next, drop, locks } = settle(ticket, found.map(toRule), now, policy, how);
-            if (next.length) await write(next, tx);
-            if (drop.length)
-              await db.execute('DELETE FROM login_throttle WHERE key = ANY($1::text[])', [drop], { tx });
-            return { locks };
-          }),
-        );
+            found = await db.select<Row>(LOCK_ROWS, [names], { tx });
+          }
+          const now = found[0]?.now.getTime() ?? Date.now();
+          const { next, drop, locks } = settle(ticket, found.map(toRule), now, policy, how);
+          if (next.length) await write(next, tx);
+          if (drop.length)
+            await db.execute('DELETE FROM login_throttle WHERE key = ANY($1::text[])', [drop], { tx });
+          return { locks };
+        });
       } finally {
         wakeAll();
       }
