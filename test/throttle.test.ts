@@ -39,7 +39,12 @@ describe('throttling without denial', () => {
         HASH_NICE: '0',
         LOG_LEVEL: 'warn',
       });
-      const flooder = connect(s.address, { deadlineMs: 120_000 });
+      // each flooding address on a connection of its own, as real clients are (one connection
+      // carries at most GRPC_MAX_CONCURRENT_STREAMS calls at once)
+      const channelOptions = { 'grpc.use_local_subchannel_pool': 1 };
+      const flooders = Array.from({ length: 10 }, () =>
+        connect(s.address, { deadlineMs: 120_000, channelOptions }),
+      );
       const bystander = connect(s.address, { deadlineMs: 3_000 });
       let flooding = true;
       let flood: Promise<void>[] = [];
@@ -52,6 +57,7 @@ describe('throttling without denial', () => {
         flood = Array.from({ length: 10 }, (_, a) =>
           Array.from({ length: 16 }, async () => {
             while (flooding) {
+              const flooder = flooders[a] as (typeof flooders)[number];
               const code = await codeOf(flooder.auth.register(victim, from(`203.0.113.${a + 1}`)));
               floodCodes[code] = (floodCodes[code] ?? 0) + 1;
               // a refused flooder comes back at once, but lets the event loop breathe
@@ -78,7 +84,7 @@ describe('throttling without denial', () => {
       } finally {
         flooding = false;
         await Promise.all(flood);
-        flooder.close();
+        for (const f of flooders) f.close();
         bystander.close();
         await s.stop();
       }

@@ -155,6 +155,8 @@ export class DatabaseFailure extends Error {
   readonly column?: string;
   readonly dataType?: string;
   readonly sql?: string;
+  /** The names in the server's certificate when a TLS check failed (for the start-up message; no secret). */
+  readonly cert?: { subjectaltname?: string; subject?: { CN?: string } };
   constructor(message: string, fields: Omit<Partial<DatabaseFailure>, 'message' | 'name' | 'stack'>) {
     super(message);
     this.name = 'DatabaseFailure';
@@ -174,6 +176,16 @@ export function withoutValues(text: string, bind: readonly unknown[] = []): stri
     if (s.length >= 3) out = out.split(s).join('[parameter]');
   }
   return out.replace(BCRYPT_HASH, '[bcrypt hash]').replace(EMAIL_LIKE, '[email]');
+}
+
+/** Only the names of a certificate a TLS check refused (explainTlsFailure in tls.ts says which it names). */
+function certificateNames(cert: unknown): DatabaseFailure['cert'] {
+  if (!cert || typeof cert !== 'object') return undefined;
+  const { subjectaltname, subject } = cert as { subjectaltname?: unknown; subject?: { CN?: unknown } };
+  return {
+    subjectaltname: typeof subjectaltname === 'string' ? subjectaltname : undefined,
+    subject: typeof subject?.CN === 'string' ? { CN: subject.CN } : undefined,
+  };
 }
 
 /** A failure from the driver (Sequelize or pg), as opposed to one of ours. */
@@ -210,6 +222,7 @@ export function sanitizeDbError(
     column: text('column'),
     dataType: text('dataType'),
     sql: echo ? (statement.sql ?? (err as { sql?: string }).sql) : undefined,
+    cert: certificateNames(pgError.cert),
   });
   if (err instanceof UniqueConstraintError) {
     return new UniqueConstraintError({
